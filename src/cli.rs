@@ -1,0 +1,188 @@
+//! The command line (contract section 10).
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::auth::{self, Role};
+use crate::config::Config;
+use crate::db::{self, migrate, Database};
+use crate::http::Application;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "paygate",
+    version,
+    about = "Payment broker between government agencies and banks"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the HTTP service and its background workers (applies pending migrations first).
+    Serve {
+        /// Do not apply migrations at start (when a separate job runs `paygate migrate`).
+        #[arg(long)]
+        no_migrate: bool,
+    },
+    /// Apply the pending SQL migrations and exit.
+    Migrate,
+    /// Administration from the command line.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+    /// Print a Paygate-Signature header value for the body read from stdin.
+    Sign {
+        /// The HMAC secret (a bank's secret, or an agency's notify secret).
+        #[arg(long)]
+        secret: String,
+        /// The key id to name in the header.
+        #[arg(long)]
+        kid: String,
+        /// Unix seconds to sign with (default: now).
+        #[arg(long)]
+        timestamp: Option<i64>,
+    },
+    /// Print the OpenAPI document (regenerate the checked-in copy with
+    /// `cargo run -- openapi > openapi/openapi.json`).
+    Openapi,
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Create an API key; the key is the last line of stdout. Applies pending migrations first.
+    CreateKey {
+        #[arg(long, value_enum)]
+        role: KeyRole,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum KeyRole {
+    Admin,
+    Auditor,
+}
+
+/// Runs a parsed command line and returns the process's exit code.
+pub async fn run(cli: Cli) -> ExitCode {
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("paygate: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    crate::telemetry::init_logging();
+    let result = match cli.command {
+        Command::Sign {
+            secret,
+            kid,
+            timestamp,
+        } => sign(&secret, &kid, timestamp),
+        Command::Openapi => {
+            print!("{}", crate::openapi::to_json(&crate::openapi::document()));
+            Ok(())
+        }
+        Command::Serve { no_migrate } => {
+            with_database(&config, |db| serve(&config, db, no_migrate)).await
+        }
+        Command::Migrate => with_database(&config, |db| migrate_only(db)).await,
+        Command::Admin {
+            command: AdminCommand::CreateKey { role },
+        } => with_database(&config, |db| create_key(db, role)).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("paygate: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Opens the database (starting the embedded cluster if need be), runs `work`, and leaves the
+/// embedded cluster again whatever `work` returned.
+async fn with_database<'a, F, Fut>(config: &Config, work: F) -> anyhow::Result<()>
+where
+    F: FnOnce(&'a tokio_postgres::Config) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + 'a,
+{
+    let config = config.clone();
+    let database = tokio::task::spawn_blocking(move || Database::open(&config)).await??;
+    // The connection settings must outlive `work`; leaking one small value per process run is
+    // simpler than threading lifetimes through every command.
+    let settings: &'a tokio_postgres::Config = Box::leak(Box::new(database.config.clone()));
+    let result = work(settings).await;
+    tokio::task::spawn_blocking(move || database.close()).await?;
+    result
+}
+
+async fn migrate_pool(
+    settings: &tokio_postgres::Config,
+) -> anyhow::Result<deadpool_postgres::Pool> {
+    let pool = db::pool(settings, 2);
+    db::check(&pool)
+        .await
+        .map_err(|err| anyhow::anyhow!("cannot reach the database: {err}"))?;
+    let mut client = pool.get().await?;
+    migrate::run(&mut client).await?;
+    drop(client);
+    Ok(pool)
+}
+
+async fn migrate_only(settings: &tokio_postgres::Config) -> anyhow::Result<()> {
+    migrate_pool(settings).await?;
+    Ok(())
+}
+
+async fn create_key(settings: &tokio_postgres::Config, role: KeyRole) -> anyhow::Result<()> {
+    let pool = migrate_pool(settings).await?;
+    let role = match role {
+        KeyRole::Admin => Role::Admin,
+        KeyRole::Auditor => Role::Auditor,
+    };
+    let client = pool.get().await?;
+    let key = auth::create_api_key(&client, role, None).await?;
+    tracing::info!(role = role.as_str(), "API key created");
+    println!("{key}");
+    Ok(())
+}
+
+async fn serve(
+    config: &Config,
+    settings: &tokio_postgres::Config,
+    no_migrate: bool,
+) -> anyhow::Result<()> {
+    if !no_migrate {
+        migrate_pool(settings).await?.close();
+    }
+    let pool = db::pool(settings, db::POOL_MAX_SIZE);
+    db::check(&pool)
+        .await
+        .map_err(|err| anyhow::anyhow!("cannot reach the database: {err}"))?;
+    let listener = TcpListener::bind(config.listen)
+        .map_err(|err| anyhow::anyhow!("cannot listen on {}: {err}", config.listen))?;
+    tracing::info!(address = %config.listen, "paygate is listening");
+    Application::build(config.clone(), pool, listener)?
+        .run_until_stopped()
+        .await?;
+    tracing::info!("paygate stopped");
+    Ok(())
+}
+
+fn sign(secret: &str, kid: &str, timestamp: Option<i64>) -> anyhow::Result<()> {
+    let mut body = Vec::new();
+    std::io::stdin().read_to_end(&mut body)?;
+    let timestamp = timestamp.unwrap_or_else(|| time::OffsetDateTime::now_utc().unix_timestamp());
+    println!(
+        "{}",
+        crate::signature::sign(secret.as_bytes(), kid, timestamp, &body)
+    );
+    Ok(())
+}

@@ -1,0 +1,215 @@
+//! Configuration from the environment (contract section 10), validated once at start-up.
+//!
+//! A bad value stops the process with one line that names the variable, so an operator never
+//! has to guess which of several settings was wrong.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+/// The default notification retry schedule of contract section 7, in seconds.
+pub const DEFAULT_NOTIFY_BACKOFF_S: &[u64] =
+    &[10, 30, 60, 300, 900, 3_600, 10_800, 21_600, 43_200, 86_400];
+/// A retry schedule longer than this is surely a typo, and would keep dead endpoints busy.
+const MAX_NOTIFY_BACKOFF_STEPS: usize = 50;
+/// One week: no single retry step may wait longer.
+const MAX_NOTIFY_BACKOFF_STEP_S: u64 = 7 * 86_400;
+/// Banks' clocks drift, but a signature older than an hour is a replay, not drift.
+const MAX_SIGNATURE_TOLERANCE_S: u64 = 3_600;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `DATABASE_URL`; `None` selects the embedded cluster under `data_dir`.
+    pub database_url: Option<tokio_postgres::Config>,
+    /// `PAYGATE_LISTEN`.
+    pub listen: SocketAddr,
+    /// `PAYGATE_DATA_DIR`.
+    pub data_dir: PathBuf,
+    /// `PAYGATE_SIGNATURE_TOLERANCE_S`.
+    pub signature_tolerance_s: u64,
+    /// `PAYGATE_NOTIFY_BACKOFF_S`.
+    pub notify_backoff_s: Vec<u64>,
+    /// `PAYGATE_NOTIFY_ALLOW_PRIVATE`.
+    pub notify_allow_private: bool,
+    /// HTTP worker threads; not an environment setting, tests lower it to keep threads few.
+    pub http_workers: usize,
+}
+
+/// A configuration variable with a value that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid {variable}={value:?}: {expected}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub value: String,
+    pub expected: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            database_url: None,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./data"),
+            signature_tolerance_s: 300,
+            notify_backoff_s: DEFAULT_NOTIFY_BACKOFF_S.to_vec(),
+            notify_allow_private: false,
+            http_workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+        }
+    }
+}
+
+impl Config {
+    /// Reads every variable of contract section 10 from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the configuration through `lookup`, so tests need not touch the process environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut config = Config::default();
+        let get = |name: &str| lookup(name).filter(|value| !value.is_empty());
+        if let Some(value) = get("DATABASE_URL") {
+            let parsed = tokio_postgres::Config::from_str(&value).map_err(|err| ConfigError {
+                variable: "DATABASE_URL",
+                // The URL may carry a password: never echo it back.
+                value: "<hidden>".to_owned(),
+                expected: format!("a PostgreSQL connection URL ({err})"),
+            })?;
+            config.database_url = Some(parsed);
+        }
+        if let Some(value) = get("PAYGATE_LISTEN") {
+            config.listen = value.parse().map_err(|_| ConfigError {
+                variable: "PAYGATE_LISTEN",
+                value: value.clone(),
+                expected: "an address and port such as 127.0.0.1:8080".to_owned(),
+            })?;
+        }
+        if let Some(value) = get("PAYGATE_DATA_DIR") {
+            config.data_dir = PathBuf::from(value);
+        }
+        if let Some(value) = get("PAYGATE_SIGNATURE_TOLERANCE_S") {
+            config.signature_tolerance_s = value
+                .parse::<u64>()
+                .ok()
+                .filter(|s| (1..=MAX_SIGNATURE_TOLERANCE_S).contains(s))
+                .ok_or_else(|| ConfigError {
+                    variable: "PAYGATE_SIGNATURE_TOLERANCE_S",
+                    value: value.clone(),
+                    expected: format!("whole seconds from 1 to {MAX_SIGNATURE_TOLERANCE_S}"),
+                })?;
+        }
+        if let Some(value) = get("PAYGATE_NOTIFY_BACKOFF_S") {
+            config.notify_backoff_s = parse_backoff(&value).ok_or_else(|| ConfigError {
+                variable: "PAYGATE_NOTIFY_BACKOFF_S",
+                value: value.clone(),
+                expected: format!(
+                    "comma-separated whole seconds, 1 to {MAX_NOTIFY_BACKOFF_STEP_S} each, \
+                     at most {MAX_NOTIFY_BACKOFF_STEPS} steps (e.g. 10,30,60)"
+                ),
+            })?;
+        }
+        if let Some(value) = get("PAYGATE_NOTIFY_ALLOW_PRIVATE") {
+            config.notify_allow_private = match value.to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" => true,
+                "false" | "0" | "no" => false,
+                _ => {
+                    return Err(ConfigError {
+                        variable: "PAYGATE_NOTIFY_ALLOW_PRIVATE",
+                        value,
+                        expected: "true or false".to_owned(),
+                    })
+                }
+            };
+        }
+        if let Some(value) = get("RUST_LOG") {
+            tracing_subscriber::EnvFilter::try_new(&value).map_err(|err| ConfigError {
+                variable: "RUST_LOG",
+                value: value.clone(),
+                expected: format!("a tracing filter such as info or paygate=debug ({err})"),
+            })?;
+        }
+        Ok(config)
+    }
+}
+
+fn parse_backoff(value: &str) -> Option<Vec<u64>> {
+    let steps = value
+        .split(',')
+        .map(|step| step.trim().parse::<u64>().ok())
+        .collect::<Option<Vec<u64>>>()?;
+    let valid = !steps.is_empty()
+        && steps.len() <= MAX_NOTIFY_BACKOFF_STEPS
+        && steps
+            .iter()
+            .all(|s| (1..=MAX_NOTIFY_BACKOFF_STEP_S).contains(s));
+    valid.then_some(steps)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config_from(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn an_empty_environment_gives_the_documented_defaults() {
+        let config = config_from(&[]).unwrap();
+        assert!(config.database_url.is_none());
+        assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.data_dir, PathBuf::from("./data"));
+        assert_eq!(config.signature_tolerance_s, 300);
+        assert_eq!(config.notify_backoff_s.len(), 10);
+        assert!(!config.notify_allow_private);
+    }
+
+    #[test]
+    fn every_variable_is_read() {
+        let config = config_from(&[
+            ("DATABASE_URL", "postgres://u:p@db.internal:5432/paygate"),
+            ("PAYGATE_LISTEN", "0.0.0.0:9000"),
+            ("PAYGATE_DATA_DIR", "/var/lib/paygate"),
+            ("PAYGATE_SIGNATURE_TOLERANCE_S", "120"),
+            ("PAYGATE_NOTIFY_BACKOFF_S", "1, 2,3"),
+            ("PAYGATE_NOTIFY_ALLOW_PRIVATE", "true"),
+            ("RUST_LOG", "paygate=debug"),
+        ])
+        .unwrap();
+        assert_eq!(config.database_url.unwrap().get_dbname(), Some("paygate"));
+        assert_eq!(config.listen.port(), 9000);
+        assert_eq!(config.data_dir, PathBuf::from("/var/lib/paygate"));
+        assert_eq!(config.signature_tolerance_s, 120);
+        assert_eq!(config.notify_backoff_s, vec![1, 2, 3]);
+        assert!(config.notify_allow_private);
+    }
+
+    #[test]
+    fn each_bad_value_is_rejected_naming_its_variable() {
+        let cases = [
+            ("DATABASE_URL", "postgres://u:secret@host:notaport/db"),
+            ("PAYGATE_LISTEN", "localhost"),
+            ("PAYGATE_SIGNATURE_TOLERANCE_S", "0"),
+            ("PAYGATE_SIGNATURE_TOLERANCE_S", "-5"),
+            ("PAYGATE_SIGNATURE_TOLERANCE_S", "86400"),
+            ("PAYGATE_NOTIFY_BACKOFF_S", "10,,30"),
+            ("PAYGATE_NOTIFY_BACKOFF_S", "10,0"),
+            ("PAYGATE_NOTIFY_BACKOFF_S", "ten"),
+            ("PAYGATE_NOTIFY_ALLOW_PRIVATE", "maybe"),
+            ("RUST_LOG", "paygate=loud"),
+        ];
+        for (variable, value) in cases {
+            let err = config_from(&[(variable, value)]).unwrap_err();
+            assert_eq!(err.variable, variable, "{value}");
+            let line = err.to_string();
+            assert!(line.starts_with(&format!("invalid {variable}=")), "{line}");
+            assert!(!line.contains('\n'), "one line: {line}");
+            assert!(!line.contains("secret"), "no password in {line}");
+        }
+    }
+}

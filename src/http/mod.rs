@@ -1,0 +1,170 @@
+//! The HTTP service: application state, start-up from a bound listener, request telemetry.
+
+pub mod body;
+pub mod error;
+pub mod ops;
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_web::dev::{Server, ServerHandle, Service};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::{web, App, HttpServer};
+use deadpool_postgres::Pool;
+use tracing::Instrument;
+
+use crate::config::Config;
+use crate::telemetry::{HttpLabels, Metrics, RouteLabels};
+use error::ApiError;
+
+/// Everything a request handler may need, shared by all workers.
+pub struct AppState {
+    pub pool: Pool,
+    pub config: Arc<Config>,
+    pub metrics: Arc<Metrics>,
+    pub openapi_json: String,
+    pub docs_html: String,
+}
+
+/// In-flight requests get this long to finish after SIGTERM (Kubernetes waits 30 s by default
+/// before it kills the pod).
+pub const SHUTDOWN_TIMEOUT_S: u64 = 25;
+/// A client must send its request headers within this time.
+pub const CLIENT_REQUEST_TIMEOUT_MS: u64 = 5_000;
+/// Connections beyond this per worker wait in the kernel's backlog.
+pub const MAX_CONNECTIONS_PER_WORKER: usize = 10_000;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// A running HTTP server built from an already bound listener, so tests can bind port 0.
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    pub fn build(config: Config, pool: Pool, listener: TcpListener) -> std::io::Result<Self> {
+        let port = listener.local_addr()?.port();
+        let openapi = crate::openapi::document();
+        let state = web::Data::new(AppState {
+            pool,
+            metrics: Arc::new(Metrics::new()),
+            openapi_json: crate::openapi::to_json(&openapi),
+            docs_html: crate::openapi::docs_page::render(
+                &serde_json::to_value(&openapi).expect("the OpenAPI document serialises"),
+            ),
+            config: Arc::new(config.clone()),
+        });
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .wrap_fn(telemetry_middleware)
+                .configure(ops::configure)
+                .configure(crate::admin::configure)
+                .default_service(web::to(not_found))
+        })
+        .workers(config.http_workers)
+        .max_connections(MAX_CONNECTIONS_PER_WORKER)
+        .client_request_timeout(std::time::Duration::from_millis(CLIENT_REQUEST_TIMEOUT_MS))
+        .shutdown_timeout(SHUTDOWN_TIMEOUT_S)
+        .listen(listener)?
+        .run();
+        Ok(Application { port, server })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A handle to stop the server from elsewhere (tests, signal handlers).
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until SIGINT or SIGTERM (actix stops accepting, then lets in-flight requests
+    /// finish within [`SHUTDOWN_TIMEOUT_S`]) or until stopped through [`Application::handle`].
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+async fn not_found() -> Result<actix_web::HttpResponse, ApiError> {
+    Err(ApiError::not_found("not_found", "no such resource"))
+}
+
+fn request_id(req: &actix_web::dev::ServiceRequest) -> String {
+    let given = req
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(|value| value.to_str().ok())
+        .filter(|id| {
+            (1..=64).contains(&id.len())
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        });
+    match given {
+        Some(id) => id.to_owned(),
+        None => crate::auth::keys::random_id("req", 8),
+    }
+}
+
+/// Gives each request a span carrying its request id (so every log line of the request names
+/// it), echoes the id in `X-Request-Id`, and records the request's metrics and one access line.
+fn telemetry_middleware<S, B>(
+    req: actix_web::dev::ServiceRequest,
+    service: &S,
+) -> impl std::future::Future<Output = Result<actix_web::dev::ServiceResponse<B>, actix_web::Error>>
+where
+    S: Service<
+        actix_web::dev::ServiceRequest,
+        Response = actix_web::dev::ServiceResponse<B>,
+        Error = actix_web::Error,
+    >,
+{
+    let id = request_id(&req);
+    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.path());
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let started = Instant::now();
+    let response = {
+        let _entered = span.enter();
+        service.call(req)
+    };
+    async move {
+        let mut response = response.await?;
+        let elapsed = started.elapsed();
+        let status = response.status().as_u16();
+        let route = response
+            .request()
+            .match_pattern()
+            .unwrap_or_else(|| "unmatched".to_owned());
+        let method = response.request().method().to_string();
+        if let Some(state) = state {
+            state
+                .metrics
+                .http_requests
+                .get_or_create(&HttpLabels {
+                    method: method.clone(),
+                    route: route.clone(),
+                    status,
+                })
+                .inc();
+            state
+                .metrics
+                .http_latency
+                .get_or_create(&RouteLabels { method, route })
+                .observe(elapsed.as_secs_f64());
+        }
+        if let Ok(value) = HeaderValue::from_str(&id) {
+            response.headers_mut().insert(REQUEST_ID, value);
+        }
+        tracing::info!(
+            status,
+            latency_ms = elapsed.as_secs_f64() * 1e3,
+            "request completed"
+        );
+        Ok(response)
+    }
+    .instrument(span)
+}

@@ -1,0 +1,17 @@
+//! paygate: the payment broker between the agencies of Vietnam's national public-service
+//! portal and the banks that collect their payments.
+//!
+//! `main.rs` only parses the command line; everything else lives here, so that the integration
+//! tests drive exactly what production runs.
+
+pub mod admin;
+pub mod auth;
+pub mod cli;
+pub mod codes;
+pub mod config;
+pub mod db;
+pub mod http;
+pub mod openapi;
+pub mod signature;
+pub mod telemetry;
+pub mod timefmt;

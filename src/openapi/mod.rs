@@ -1,0 +1,135 @@
+//! The OpenAPI 3.1 document, generated from the handlers' annotations.
+//!
+//! It is served at `/openapi.json`, checked in at `openapi/openapi.json` (a test fails when the
+//! two differ; `cargo run -- openapi > openapi/openapi.json` regenerates it) and rendered as an
+//! offline HTML page at `/docs`.
+
+pub mod docs_page;
+
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{
+    ContentBuilder, OpenApi as OpenApiDocument, Ref, RefOr, Response, ResponseBuilder,
+};
+use utoipa::{Modify, OpenApi};
+
+use crate::http::error::{FieldError, Problem};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "paygate",
+        description = "Payment broker between the agencies of Vietnam's national public-service portal and the banks that collect payments.\n\nConventions (contract section 2):\n- Money is a JSON string of a positive whole number of VND, `^[1-9][0-9]{0,14}$`.\n- Times are RFC 3339; output is UTC, `YYYY-MM-DDTHH:MM:SS[.ffffff]Z`.\n- Errors are RFC 9457 problem details (`application/problem+json`) with a stable `code`.\n- Agencies, auditors and admins authenticate with `Authorization: Bearer <api key>`; banks sign every request with `Paygate-Signature`.\n- JSON bodies over 1 MiB answer 413 `payload_too_large`; bodies that are not JSON answer 400 `malformed_json`.",
+    ),
+    paths(
+        crate::http::ops::healthz,
+        crate::http::ops::readyz,
+        crate::http::ops::metrics,
+        crate::http::ops::openapi_json,
+        crate::http::ops::docs,
+        crate::admin::create_agency,
+        crate::admin::get_agency,
+        crate::admin::update_agency,
+        crate::admin::create_agency_key,
+        crate::admin::create_bank,
+        crate::admin::get_bank,
+        crate::admin::create_bank_key,
+        crate::admin::revoke_bank_key,
+        crate::admin::create_api_key,
+    ),
+    components(schemas(Problem, FieldError)),
+    modifiers(&CommonResponses),
+    security(("api_key" = [])),
+    tags(
+        (name = "administration", description = "Agencies, banks and keys (role `admin`)."),
+        (name = "operations", description = "Health, readiness, metrics and this document; no key needed."),
+    )
+)]
+struct ApiDoc;
+
+/// The document, complete with security schemes and the error answers every operation shares.
+pub fn document() -> OpenApiDocument {
+    ApiDoc::openapi()
+}
+
+/// The document as it is served and checked in: pretty JSON with a final newline.
+pub fn to_json(document: &OpenApiDocument) -> String {
+    let mut json = document
+        .to_pretty_json()
+        .expect("the OpenAPI document serialises");
+    json.push('\n');
+    json
+}
+
+fn problem(description: &str) -> RefOr<Response> {
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/problem+json",
+            ContentBuilder::new()
+                .schema(Some(RefOr::Ref(Ref::from_schema_name("Problem"))))
+                .build(),
+        )
+        .build()
+        .into()
+}
+
+/// Adds the security schemes, and to every operation the error answers that the HTTP layer gives
+/// anywhere (so that each handler documents only its own).
+struct CommonResponses;
+
+impl Modify for CommonResponses {
+    fn modify(&self, openapi: &mut OpenApiDocument) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "An API key of role admin, auditor or agency: `Authorization: Bearer pgk_...`.",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "bank_signature",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "Paygate-Signature",
+                "`t=<unix seconds>,kid=<key id>,v1=<hex HMAC-SHA256(secret, \"<t>.\" + raw body)>`",
+            ))),
+        );
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ];
+            for operation in operations.into_iter().flatten() {
+                let public = operation.security.as_ref().is_some_and(|requirements| {
+                    requirements.iter().all(|r| *r == Default::default())
+                });
+                let responses = &mut operation.responses.responses;
+                let mut add = |status: &str, description: &str| {
+                    responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| problem(description));
+                };
+                if operation.request_body.is_some() {
+                    add("400", "`malformed_json`: the body is not JSON");
+                    add("413", "`payload_too_large`: the body is over 1 MiB");
+                }
+                if !public {
+                    add("401", "`unauthenticated`: no API key, or an unknown one");
+                    add("403", "`forbidden`: the key's role may not do this");
+                }
+                add("500", "`internal_error`: the cause is logged, never sent");
+                add(
+                    "503",
+                    "`unavailable`: the database is unreachable; retry later",
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! Logs (tracing, to stderr) and metrics (Prometheus text format).
+
+use std::io::IsTerminal;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use tracing_subscriber::EnvFilter;
+
+/// Installs the global subscriber: JSON lines when stderr is not a terminal (log collectors),
+/// readable text when a person watches. `RUST_LOG` was validated by the configuration.
+pub fn init_logging() {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,tokio_postgres=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // A second initialisation (tests build several apps) keeps the first subscriber.
+    if std::io::stderr().is_terminal() {
+        let _ = builder.try_init();
+    } else {
+        let _ = builder.json().with_current_span(true).try_init();
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    pub method: String,
+    /// The matched route pattern (`/v1/agencies/{code}`), never the raw path, so that label
+    /// values stay few.
+    pub route: String,
+    pub status: u16,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub method: String,
+    pub route: String,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    // 0.5 ms to about 16 s.
+    Histogram::new(exponential_buckets(0.000_5, 2.0, 16))
+}
+
+/// Every metric the service exports.
+pub struct Metrics {
+    registry: Registry,
+    pub http_requests: Family<HttpLabels, Counter>,
+    pub http_latency: HistogramFamily<RouteLabels>,
+    pool_size: Gauge,
+    pool_available: Gauge,
+    pool_waiting: Gauge,
+    pool_max_size: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("paygate");
+        let http_requests = Family::<HttpLabels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests by method, route and status",
+            http_requests.clone(),
+        );
+        let http_latency: HistogramFamily<RouteLabels> =
+            Family::new_with_constructor(latency_histogram);
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency by method and route",
+            http_latency.clone(),
+        );
+        let pool_size = Gauge::default();
+        let pool_available = Gauge::default();
+        let pool_waiting = Gauge::default();
+        let pool_max_size = Gauge::default();
+        registry.register(
+            "db_pool_connections",
+            "Open database connections",
+            pool_size.clone(),
+        );
+        registry.register(
+            "db_pool_idle_connections",
+            "Idle database connections",
+            pool_available.clone(),
+        );
+        registry.register(
+            "db_pool_waiting_requests",
+            "Requests waiting for a database connection",
+            pool_waiting.clone(),
+        );
+        registry.register(
+            "db_pool_max_connections",
+            "Configured maximum database connections",
+            pool_max_size.clone(),
+        );
+        Metrics {
+            registry,
+            http_requests,
+            http_latency,
+            pool_size,
+            pool_available,
+            pool_waiting,
+            pool_max_size,
+        }
+    }
+
+    /// Renders the Prometheus text format, reading the pool's state at this moment.
+    pub fn render(&self, pool: &deadpool_postgres::Pool) -> String {
+        let status = pool.status();
+        self.pool_size.set(status.size as i64);
+        self.pool_available.set(status.available as i64);
+        self.pool_waiting.set(status.waiting as i64);
+        self.pool_max_size.set(status.max_size as i64);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry)
+            .expect("writing to a String cannot fail");
+        text
+    }
+}
