@@ -22,7 +22,11 @@ pub fn init_logging() {
     if std::io::stderr().is_terminal() {
         let _ = builder.try_init();
     } else {
-        let _ = builder.json().with_current_span(true).try_init();
+        let _ = builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init();
     }
 }
 

@@ -1,1 +1,322 @@
-pub fn placeholder() {}
+//! The test harness: a throwaway PostgreSQL cluster (or `TEST_DATABASE_URL`), one migrated
+//! template database, and per test a fresh database copied from it and the real app serving on
+//! port 0.
+
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::str::FromStr;
+use std::sync::OnceLock;
+
+use deadpool_postgres::Pool;
+use paygate::auth::{self, keys, Role};
+use paygate::config::Config;
+use paygate::db::embedded::{Cluster, ClusterOptions};
+use paygate::http::Application;
+use serde_json::Value;
+
+/// Where test databases are made: a server, and the template each test database copies.
+struct Server {
+    /// Connection settings for an administrative database on the server.
+    admin: tokio_postgres::Config,
+    template: String,
+    /// Keeps the throwaway cluster registered as in use for the whole test process.
+    _cluster: Option<Cluster>,
+}
+
+static SERVER: OnceLock<Server> = OnceLock::new();
+
+/// A throwaway cluster in a fresh directory under the system's temporary directory (which the
+/// unprivileged `postgres` account can enter, unlike many checkouts). A watchdog process stops
+/// it and deletes the directory once this test process has exited, however it exits.
+///
+/// A `durable` cluster keeps PostgreSQL's default fsync and commit settings, for tests that
+/// crash the server and expect committed data to survive.
+pub fn throwaway_cluster(durable: bool) -> Cluster {
+    let dir = std::env::temp_dir().join(keys::random_id("paygate-test", 6));
+    std::fs::create_dir_all(&dir).expect("create the test cluster's directory");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))
+        .expect("open the test cluster's directory to the postgres account");
+    let cluster_dir = dir.join("pg");
+    // Durability is pointless for data that is thrown away, and costs seconds per test run.
+    let settings = if durable {
+        Vec::new()
+    } else {
+        [
+            ("fsync", "off"),
+            ("synchronous_commit", "off"),
+            ("full_page_writes", "off"),
+        ]
+        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+        .to_vec()
+    };
+    let cluster = Cluster::start(&cluster_dir, &ClusterOptions { settings })
+        .unwrap_or_else(|err| panic!("cannot start a throwaway PostgreSQL cluster: {err}"));
+    let script = format!(
+        "while kill -0 {pid} 2>/dev/null; do sleep 1; done; \
+         pid=$(head -n 1 '{dir}/pg/postmaster.pid' 2>/dev/null) && kill -QUIT \"$pid\"; \
+         sleep 2; rm -rf '{dir}'",
+        pid = std::process::id(),
+        dir = dir.display()
+    );
+    Command::new("sh")
+        .args(["-c", &script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        // Its own process group, so that Ctrl-C on the test run does not kill the watchdog.
+        .process_group(0)
+        .spawn()
+        .expect("start the test cluster's watchdog");
+    cluster
+}
+
+fn server() -> &'static Server {
+    SERVER.get_or_init(|| {
+        // The template is made on a runtime of its own: test runtimes come and go.
+        std::thread::spawn(|| {
+            tokio::runtime::Runtime::new()
+                .expect("a tokio runtime")
+                .block_on(make_server())
+        })
+        .join()
+        .expect("setting up the test database server")
+    })
+}
+
+async fn make_server() -> Server {
+    let (admin, cluster) = match std::env::var("TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => (
+            tokio_postgres::Config::from_str(&url).expect("TEST_DATABASE_URL is a PostgreSQL URL"),
+            None,
+        ),
+        _ => {
+            let cluster = throwaway_cluster(false);
+            (
+                cluster.connection_config(paygate::db::embedded::DATABASE),
+                Some(cluster),
+            )
+        }
+    };
+    let template = keys::random_id("paygate_template", 6);
+    execute(&admin, &format!("CREATE DATABASE {template}")).await;
+    let mut settings = admin.clone();
+    settings.dbname(&template);
+    let (mut client, connection) = settings
+        .connect(tokio_postgres::NoTls)
+        .await
+        .expect("connect to the template database");
+    let connection = tokio::spawn(connection);
+    paygate::db::migrate::run(&mut client)
+        .await
+        .expect("migrate the template database");
+    drop(client);
+    // No session may remain on a template while it is copied.
+    let _ = connection.await;
+    Server {
+        admin,
+        template,
+        _cluster: cluster,
+    }
+}
+
+async fn execute(settings: &tokio_postgres::Config, sql: &str) {
+    let (client, connection) = settings
+        .connect(tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|err| panic!("connect to run {sql}: {err}"));
+    let connection = tokio::spawn(connection);
+    client
+        .batch_execute(sql)
+        .await
+        .unwrap_or_else(|err| panic!("{sql}: {err}"));
+    drop(client);
+    let _ = connection.await;
+}
+
+/// A fresh, migrated database for one test; returns its connection settings.
+pub async fn fresh_database() -> tokio_postgres::Config {
+    let server = server();
+    let name = keys::random_id("paygate_test", 8);
+    execute(
+        &server.admin,
+        &format!("CREATE DATABASE {name} TEMPLATE {}", server.template),
+    )
+    .await;
+    let mut settings = server.admin.clone();
+    settings.dbname(&name);
+    settings
+}
+
+/// A configuration for tests: few threads, private notify URLs allowed.
+pub fn test_config() -> Config {
+    Config {
+        http_workers: 1,
+        notify_allow_private: true,
+        ..Config::default()
+    }
+}
+
+/// The real application serving on an ephemeral port, with its own database.
+pub struct TestApp {
+    pub address: String,
+    /// Direct access to the app's database, for arranging and asserting.
+    pub db: Pool,
+    pub db_settings: tokio_postgres::Config,
+    pub http: reqwest::Client,
+    /// An API key of role admin.
+    pub admin_key: String,
+    handle: actix_web_handle::Handle,
+}
+
+/// Keeps `actix-web` out of the tests' own dependencies.
+mod actix_web_handle {
+    pub struct Handle(pub paygate::http::ServerHandle);
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(test_config()).await
+    }
+
+    pub async fn spawn_with(config: Config) -> TestApp {
+        let settings = fresh_database().await;
+        Self::spawn_on(config, settings).await
+    }
+
+    /// Serves `config` against the database at `settings` (already migrated).
+    pub async fn spawn_on(config: Config, settings: tokio_postgres::Config) -> TestApp {
+        if std::env::var_os("RUST_LOG").is_some() {
+            paygate::telemetry::init_logging();
+        }
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+        let pool = paygate::db::pool(&settings, 4);
+        let app = Application::build(config, pool, listener).expect("build the app");
+        let address = format!("http://127.0.0.1:{}", app.port());
+        let handle = actix_web_handle::Handle(app.handle());
+        tokio::spawn(app.run_until_stopped());
+        let db = paygate::db::pool(&settings, 2);
+        let admin_key = {
+            let client = db.get().await.expect("a test database connection");
+            auth::create_api_key(&client, Role::Admin, None)
+                .await
+                .expect("create the test admin key")
+        };
+        TestApp {
+            address,
+            db,
+            db_settings: settings,
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("an HTTP client"),
+            admin_key,
+            handle,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    /// A request with the admin key.
+    pub fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, self.url(path))
+            .bearer_auth(&self.admin_key)
+    }
+
+    /// The number of rows `sql` (a `SELECT count(*) ...`) counts.
+    pub async fn count(&self, sql: &str) -> i64 {
+        let client = self.db.get().await.expect("a test database connection");
+        client.query_one(sql, &[]).await.expect(sql).get(0)
+    }
+
+    /// Creates an agency through the API and returns the answer.
+    pub async fn create_agency(&self, code: &str) -> Value {
+        let response = self
+            .admin(reqwest::Method::POST, "/v1/agencies")
+            .json(&serde_json::json!({"code": code, "name": format!("Cơ quan {code}")}))
+            .send()
+            .await
+            .expect("POST /v1/agencies");
+        let status = response.status();
+        let text = response.text().await.expect("an answer");
+        assert_eq!(status, 201, "creating agency {code}: {text}");
+        serde_json::from_str(&text).expect("a JSON agency")
+    }
+
+    /// Creates a bank through the API and returns the answer.
+    pub async fn create_bank(&self, code: &str) -> Value {
+        let response = self
+            .admin(reqwest::Method::POST, "/v1/banks")
+            .json(&serde_json::json!({"code": code, "name": format!("Ngân hàng {code}")}))
+            .send()
+            .await
+            .expect("POST /v1/banks");
+        assert_eq!(response.status(), 201, "creating bank {code}");
+        response.json().await.expect("a JSON bank")
+    }
+
+    /// Creates an API key of `role` directly in the database.
+    pub async fn key_with_role(&self, role: &str) -> String {
+        let response = self
+            .admin(reqwest::Method::POST, "/v1/api-keys")
+            .json(&serde_json::json!({ "role": role }))
+            .send()
+            .await
+            .expect("POST /v1/api-keys");
+        assert_eq!(response.status(), 201);
+        let body: Value = response.json().await.expect("JSON");
+        body["api_key"].as_str().expect("api_key").to_owned()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        // `stop` sends its command at once; the returned future only waits for completion.
+        drop(self.handle.0.stop(false));
+    }
+}
+
+/// Asserts a problem+json answer with `status` and `code`, and returns its body.
+pub async fn assert_problem(response: reqwest::Response, status: u16, code: &str) -> Value {
+    let actual = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let text = response.text().await.expect("an answer");
+    assert_eq!(actual, status, "expected {status} {code}, got: {text}");
+    assert_eq!(content_type, "application/problem+json", "{text}");
+    let body: Value = serde_json::from_str(&text).expect("a JSON problem");
+    assert_eq!(body["code"], code, "{body}");
+    assert_eq!(body["status"], status, "{body}");
+    assert_eq!(
+        body["type"],
+        format!("urn:paygate:problem:{code}"),
+        "{body}"
+    );
+    body
+}
+
+/// The dotted field names a `validation_failed` problem lists.
+pub fn invalid_fields(problem: &Value) -> Vec<String> {
+    problem["errors"]
+        .as_array()
+        .expect("validation_failed lists errors")
+        .iter()
+        .map(|e| e["field"].as_str().expect("field").to_owned())
+        .collect()
+}
+
+/// The repository's top-level directory.
+pub fn repository_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("integration-tests sits in the repository")
+        .to_path_buf()
+}

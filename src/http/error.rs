@@ -208,11 +208,21 @@ impl From<deadpool_postgres::PoolError> for ApiError {
 
 impl From<tokio_postgres::Error> for ApiError {
     fn from(err: tokio_postgres::Error) -> Self {
-        if err.as_db_error().is_none() {
-            // A broken connection (the database restarted) rather than a bad statement.
-            return ApiError::Unavailable(format!("database connection failed: {err}"));
+        let transient = match err.as_db_error() {
+            // No answer from the server at all: the connection broke.
+            None => true,
+            // The server is shutting down, restarting, or out of connections: retrying later
+            // will succeed, so the client is told so instead of seeing an internal error.
+            Some(db_error) => {
+                let code = db_error.code().code();
+                code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300")
+            }
+        };
+        if transient {
+            ApiError::Unavailable(format!("database unavailable: {err}"))
+        } else {
+            ApiError::Internal(err.into())
         }
-        ApiError::Internal(err.into())
     }
 }
 

@@ -1,0 +1,6 @@
+//! paygate end to end: the real app over real HTTP against real PostgreSQL.
+
+mod admin;
+mod auth;
+mod bodies;
+mod ops;
