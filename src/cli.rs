@@ -92,7 +92,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Serve { no_migrate } => {
             with_database(&config, |db| serve(&config, db, no_migrate)).await
         }
-        Command::Migrate => with_database(&config, |db| migrate_only(db)).await,
+        Command::Migrate => with_database(&config, migrate_only).await,
         Command::Admin {
             command: AdminCommand::CreateKey { role },
         } => with_database(&config, |db| create_key(db, role)).await,
@@ -108,17 +108,14 @@ pub async fn run(cli: Cli) -> ExitCode {
 
 /// Opens the database (starting the embedded cluster if need be), runs `work`, and leaves the
 /// embedded cluster again whatever `work` returned.
-async fn with_database<'a, F, Fut>(config: &Config, work: F) -> anyhow::Result<()>
+async fn with_database<F, Fut>(config: &Config, work: F) -> anyhow::Result<()>
 where
-    F: FnOnce(&'a tokio_postgres::Config) -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<()>> + 'a,
+    F: FnOnce(tokio_postgres::Config) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
 {
-    let config = config.clone();
-    let database = tokio::task::spawn_blocking(move || Database::open(&config)).await??;
-    // The connection settings must outlive `work`; leaking one small value per process run is
-    // simpler than threading lifetimes through every command.
-    let settings: &'a tokio_postgres::Config = Box::leak(Box::new(database.config.clone()));
-    let result = work(settings).await;
+    let owned = config.clone();
+    let database = tokio::task::spawn_blocking(move || Database::open(&owned)).await??;
+    let result = work(database.config.clone()).await;
     tokio::task::spawn_blocking(move || database.close()).await?;
     result
 }
@@ -136,13 +133,13 @@ async fn migrate_pool(
     Ok(pool)
 }
 
-async fn migrate_only(settings: &tokio_postgres::Config) -> anyhow::Result<()> {
-    migrate_pool(settings).await?;
+async fn migrate_only(settings: tokio_postgres::Config) -> anyhow::Result<()> {
+    migrate_pool(&settings).await?;
     Ok(())
 }
 
-async fn create_key(settings: &tokio_postgres::Config, role: KeyRole) -> anyhow::Result<()> {
-    let pool = migrate_pool(settings).await?;
+async fn create_key(settings: tokio_postgres::Config, role: KeyRole) -> anyhow::Result<()> {
+    let pool = migrate_pool(&settings).await?;
     let role = match role {
         KeyRole::Admin => Role::Admin,
         KeyRole::Auditor => Role::Auditor,
@@ -156,13 +153,13 @@ async fn create_key(settings: &tokio_postgres::Config, role: KeyRole) -> anyhow:
 
 async fn serve(
     config: &Config,
-    settings: &tokio_postgres::Config,
+    settings: tokio_postgres::Config,
     no_migrate: bool,
 ) -> anyhow::Result<()> {
     if !no_migrate {
-        migrate_pool(settings).await?.close();
+        migrate_pool(&settings).await?.close();
     }
-    let pool = db::pool(settings, db::POOL_MAX_SIZE);
+    let pool = db::pool(&settings, db::POOL_MAX_SIZE);
     db::check(&pool)
         .await
         .map_err(|err| anyhow::anyhow!("cannot reach the database: {err}"))?;

@@ -60,6 +60,8 @@ pub fn throwaway_cluster(durable: bool) -> Cluster {
         pid = std::process::id(),
         dir = dir.display()
     );
+    // The watchdog must outlive this process, so it is never waited for; init reaps it.
+    #[allow(clippy::zombie_processes)]
     Command::new("sh")
         .args(["-c", &script])
         .stdin(Stdio::null())
@@ -137,11 +139,20 @@ async fn execute(settings: &tokio_postgres::Config, sql: &str) {
 
 /// A fresh, migrated database for one test; returns its connection settings.
 pub async fn fresh_database() -> tokio_postgres::Config {
+    copy_of(&server().template).await
+}
+
+/// A fresh database with no migrations applied.
+pub async fn empty_database() -> tokio_postgres::Config {
+    copy_of("template0").await
+}
+
+async fn copy_of(template: &str) -> tokio_postgres::Config {
     let server = server();
     let name = keys::random_id("paygate_test", 8);
     execute(
         &server.admin,
-        &format!("CREATE DATABASE {name} TEMPLATE {}", server.template),
+        &format!("CREATE DATABASE {name} TEMPLATE {template}"),
     )
     .await;
     let mut settings = server.admin.clone();

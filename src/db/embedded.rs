@@ -360,8 +360,24 @@ fn find_bindir() -> Option<PathBuf> {
             }
         }
     }
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).find(|dir| has_server(dir))
+    if let Some(path) = std::env::var_os("PATH") {
+        if let Some(dir) = std::env::split_paths(&path).find(|dir| has_server(dir)) {
+            return Some(dir);
+        }
+    }
+    // Debian's server packages without pg_config (it comes with libpq-dev): the newest
+    // /usr/lib/postgresql/<version>/bin.
+    let mut versions: Vec<(u32, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(|entry| {
+            let entry = entry.ok()?;
+            let version = entry.file_name().to_str()?.parse().ok()?;
+            Some((version, entry.path().join("bin")))
+        })
+        .filter(|(_, dir)| has_server(dir))
+        .collect();
+    versions.sort();
+    versions.pop().map(|(_, dir)| dir)
 }
 
 /// `None` when we are not root (the cluster then runs as ourselves).

@@ -3,4 +3,5 @@
 mod admin;
 mod auth;
 mod bodies;
+mod migrations;
 mod ops;
