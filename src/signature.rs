@@ -554,7 +554,10 @@ mod tests {
     #[test]
     fn a_zero_padded_timestamp_is_malformed() {
         let value = format!("t=0{TIMESTAMP},kid=k1,v1={EXPECTED_MAC}");
-        assert_eq!(SignatureHeader::parse(&value), Err(SignatureError::Malformed));
+        assert_eq!(
+            SignatureHeader::parse(&value),
+            Err(SignatureError::Malformed)
+        );
         let zero = format!("t=0,kid=k1,v1={EXPECTED_MAC}");
         assert_eq!(SignatureHeader::parse(&zero).unwrap().timestamp, 0);
     }

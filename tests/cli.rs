@@ -129,7 +129,11 @@ async fn the_embedded_default_serves_shares_its_cluster_and_keeps_data_across_re
     let data = DataDir::new();
     let server = Server::start(&data).await;
     if unsafe { libc::geteuid() } == 0 {
-        assert_ne!(owner_uid(&data.0.join("postgres")), 0, "the cluster does not belong to root");
+        assert_ne!(
+            owner_uid(&data.0.join("postgres")),
+            0,
+            "the cluster does not belong to root"
+        );
     }
 
     // A second command while serve is up uses the same cluster, and leaves it running.
@@ -145,17 +149,28 @@ async fn the_embedded_default_serves_shares_its_cluster_and_keeps_data_across_re
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 201, "the running server accepts the new key");
+    assert_eq!(
+        response.status(),
+        201,
+        "the running server accepts the new key"
+    );
 
     // The process that started the cluster stops it on a clean shutdown.
     server.terminate();
-    assert!(!data.pid_file().exists(), "the cluster was stopped with serve");
+    assert!(
+        !data.pid_file().exists(),
+        "the cluster was stopped with serve"
+    );
 
     // A crash leaves postmaster.pid behind, and its PID may since belong to another process
     // (here: this test). That must not block the next start.
     std::fs::write(
         data.pid_file(),
-        format!("{}\n{}\n", std::process::id(), data.0.join("postgres").display()),
+        format!(
+            "{}\n{}\n",
+            std::process::id(),
+            data.0.join("postgres").display()
+        ),
     )
     .unwrap();
     let server = Server::start(&data).await;
@@ -165,7 +180,11 @@ async fn the_embedded_default_serves_shares_its_cluster_and_keeps_data_across_re
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 200, "the key and the bank survived the restart");
+    assert_eq!(
+        response.status(),
+        200,
+        "the key and the bank survived the restart"
+    );
     server.terminate();
 }
 
@@ -177,24 +196,45 @@ fn a_command_alone_starts_the_cluster_and_stops_it_when_done() {
     assert!(!data.pid_file().exists(), "the cluster was stopped again");
     let output = run(data.command(&["admin", "create-key", "--role", "auditor"]));
     let stdout = String::from_utf8(output.stdout).unwrap();
-    assert_eq!(stdout.lines().count(), 1, "stdout carries only the key: {stdout}");
+    assert_eq!(
+        stdout.lines().count(),
+        1,
+        "stdout carries only the key: {stdout}"
+    );
     assert!(stdout.starts_with("pgk_"));
 }
 
 #[test]
 fn sign_prints_the_signature_header_for_stdin() {
     let mut child = Command::new(PAYGATE)
-        .args(["sign", "--secret", "bsk_test_secret", "--kid", "VCB", "--timestamp", "1700000000"])
+        .args([
+            "sign",
+            "--secret",
+            "bsk_test_secret",
+            "--kid",
+            "VCB",
+            "--timestamp",
+            "1700000000",
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
     use std::io::Write;
-    child.stdin.take().unwrap().write_all(br#"{"a":1}"#).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(br#"{"a":1}"#)
+        .unwrap();
     let output = child.wait_with_output().unwrap();
     assert!(output.status.success());
-    let expected = paygate::signature::sign(b"bsk_test_secret", "VCB", 1_700_000_000, br#"{"a":1}"#);
-    assert_eq!(String::from_utf8(output.stdout).unwrap(), format!("{expected}\n"));
+    let expected =
+        paygate::signature::sign(b"bsk_test_secret", "VCB", 1_700_000_000, br#"{"a":1}"#);
+    assert_eq!(
+        String::from_utf8(output.stdout).unwrap(),
+        format!("{expected}\n")
+    );
     assert!(expected.starts_with("t=1700000000,kid=VCB,v1="));
 }
 
@@ -231,6 +271,9 @@ fn every_command_has_help() {
     ] {
         let output = Command::new(PAYGATE).args(&args).output().unwrap();
         assert!(output.status.success(), "{args:?}");
-        assert!(String::from_utf8(output.stdout).unwrap().contains("Usage"), "{args:?}");
+        assert!(
+            String::from_utf8(output.stdout).unwrap().contains("Usage"),
+            "{args:?}"
+        );
     }
 }
