@@ -33,6 +33,9 @@ pub struct Config {
     pub notify_allow_private: bool,
     /// HTTP worker threads; not an environment setting, tests lower it to keep threads few.
     pub http_workers: usize,
+    /// How often the expiry sweep runs. Overdue orders must be expired within 60 seconds;
+    /// tests shorten it.
+    pub expiry_interval_ms: u64,
 }
 
 /// A configuration variable with a value that cannot be used.
@@ -54,6 +57,7 @@ impl Default for Config {
             notify_backoff_s: DEFAULT_NOTIFY_BACKOFF_S.to_vec(),
             notify_allow_private: false,
             http_workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            expiry_interval_ms: 5_000,
         }
     }
 }

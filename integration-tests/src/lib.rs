@@ -165,6 +165,7 @@ pub fn test_config() -> Config {
     Config {
         http_workers: 1,
         notify_allow_private: true,
+        expiry_interval_ms: 200,
         ..Config::default()
     }
 }

@@ -9,10 +9,16 @@ use sha2::{Digest, Sha256};
 use tokio_postgres::Client;
 
 /// Every migration, in the order it is applied. Names are never reused or edited once landed.
-pub const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_foundation.sql",
-    include_str!("../../migrations/0001_foundation.sql"),
-)];
+pub const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_foundation.sql",
+        include_str!("../../migrations/0001_foundation.sql"),
+    ),
+    (
+        "0002_payments.sql",
+        include_str!("../../migrations/0002_payments.sql"),
+    ),
+];
 
 /// An arbitrary constant that identifies paygate's migration lock among advisory locks.
 const MIGRATION_LOCK_KEY: i64 = 0x7061_7967_6174_6501;

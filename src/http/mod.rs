@@ -3,6 +3,7 @@
 pub mod body;
 pub mod error;
 pub mod ops;
+pub mod pagination;
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -42,11 +43,13 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub struct Application {
     port: u16,
     server: Server,
+    workers: crate::workers::Workers,
 }
 
 impl Application {
     pub fn build(config: Config, pool: Pool, listener: TcpListener) -> std::io::Result<Self> {
         let port = listener.local_addr()?.port();
+        let workers = crate::workers::Workers::spawn(&pool, &config);
         let openapi = crate::openapi::document();
         let state = web::Data::new(AppState {
             pool,
@@ -63,6 +66,7 @@ impl Application {
                 .wrap_fn(telemetry_middleware)
                 .configure(ops::configure)
                 .configure(crate::admin::configure)
+                .configure(crate::payments::configure)
                 .default_service(web::to(not_found))
         })
         .workers(config.http_workers)
@@ -71,7 +75,11 @@ impl Application {
         .shutdown_timeout(SHUTDOWN_TIMEOUT_S)
         .listen(listener)?
         .run();
-        Ok(Application { port, server })
+        Ok(Application {
+            port,
+            server,
+            workers,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -86,7 +94,9 @@ impl Application {
     /// Serves until SIGINT or SIGTERM (actix stops accepting, then lets in-flight requests
     /// finish within [`SHUTDOWN_TIMEOUT_S`]) or until stopped through [`Application::handle`].
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let served = self.server.await;
+        self.workers.stop();
+        served
     }
 }
 

@@ -5,6 +5,7 @@
 //! offline HTML page at `/docs`.
 
 pub mod docs_page;
+pub mod examples;
 
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{
@@ -35,11 +36,16 @@ use crate::http::error::{FieldError, Problem};
         crate::admin::create_bank_key,
         crate::admin::revoke_bank_key,
         crate::admin::create_api_key,
+        crate::payments::create_payment,
+        crate::payments::get_payment,
+        crate::payments::list_payments,
+        crate::payments::cancel_payment,
     ),
     components(schemas(Problem, FieldError)),
     modifiers(&CommonResponses),
     security(("api_key" = [])),
     tags(
+        (name = "payments", description = "Payment orders (role `agency`; admins and auditors read all)."),
         (name = "administration", description = "Agencies, banks and keys (role `admin`)."),
         (name = "operations", description = "Health, readiness, metrics and this document; no key needed."),
     )

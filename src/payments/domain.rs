@@ -1,0 +1,1029 @@
+//! The payment domain's values: amounts of money, the six kinds of obligation a citizen can pay,
+//! and the typed `details` that identify what is being paid for.
+//!
+//! Everything here is checked by hand, byte by byte, rather than with regular expressions: the
+//! patterns are few and small, and plain code keeps each rule and its error message side by side.
+
+use std::fmt;
+
+use rust_decimal::Decimal;
+use serde::{Serialize, Serializer};
+use serde_json::{Map, Value};
+
+use crate::http::error::FieldError;
+
+/// The message for an amount that is not in the wire format, shared by every way one can be wrong
+/// so that a caller sees the exact rule whatever mistake they made.
+const AMOUNT_FORMAT: &str =
+    "must match ^[1-9][0-9]{0,14}$ (a whole number of VND from 1 to 999999999999999, such as \"150000\")";
+
+/// The message for an amount sent as anything but a JSON string; a JSON number is the usual
+/// mistake, and the example shows the fix.
+const AMOUNT_NOT_STRING: &str = "must be a string such as \"150000\"";
+
+/// Positive whole VND, exact (rust_decimal inside), at most 999_999_999_999_999.
+///
+/// The Vietnamese đồng has no minor unit in use, so an amount is always a whole number. It is
+/// kept as a `Decimal` so that it maps exactly onto the database's `NUMERIC` column and no
+/// arithmetic ever passes through floating point. The inner value is always normalised (scale
+/// zero), so two equal amounts print identically whatever their source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Amount(Decimal);
+
+impl Amount {
+    /// The largest amount accepted: fifteen digits, which every bank's system and the portal can
+    /// carry without loss.
+    pub const MAX: i64 = 999_999_999_999_999;
+
+    /// Parses the wire format only: a positive whole number written with ASCII digits and no
+    /// leading zero, sign, fraction, exponent or whitespace.
+    ///
+    /// The format is strict so that an amount has exactly one spelling, which matters because
+    /// signed request bodies and stored records are compared as text.
+    pub fn parse(text: &str) -> Result<Amount, String> {
+        let bytes = text.as_bytes();
+        let well_formed = (1..=15).contains(&bytes.len())
+            && matches!(bytes[0], b'1'..=b'9')
+            && bytes.iter().all(u8::is_ascii_digit);
+        if !well_formed {
+            return Err(AMOUNT_FORMAT.to_owned());
+        }
+        let whole: i64 = text.parse().map_err(|_| AMOUNT_FORMAT.to_owned())?;
+        Ok(Amount(Decimal::from(whole)))
+    }
+
+    /// Accepts a decimal that is a whole number from 1 to [`Amount::MAX`], and `None` otherwise.
+    ///
+    /// A value read back from a `NUMERIC` column may carry a scale (`150000.00`) although its
+    /// fraction is zero; such a value is accepted and normalised, so that it prints as plain
+    /// digits and compares equal to the same amount parsed from the wire.
+    pub fn from_decimal(value: Decimal) -> Option<Amount> {
+        let in_range = value > Decimal::ZERO && value <= Decimal::from(Self::MAX);
+        if in_range && value.fract().is_zero() {
+            Some(Amount(value.normalize()))
+        } else {
+            None
+        }
+    }
+
+    /// The exact value, with scale zero, for storing and for arithmetic that must not round.
+    pub fn decimal(self) -> Decimal {
+        self.0
+    }
+
+    /// Adds two amounts, or gives `None` when the sum would pass [`Amount::MAX`], so that totals
+    /// can never grow into a value the wire format cannot carry.
+    pub fn checked_add(self, other: Amount) -> Option<Amount> {
+        self.0.checked_add(other.0).and_then(Amount::from_decimal)
+    }
+}
+
+impl fmt::Display for Amount {
+    /// Prints plain digits, e.g. `150000`: the same text as the wire format, so logs and
+    /// responses agree.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl Serialize for Amount {
+    /// Writes the amount as a JSON string, because a JSON number would lose precision in clients
+    /// that read numbers as doubles.
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+/// Parses a JSON value that must be a string in the wire format (a JSON number gets the message
+/// "must be a string such as \"150000\"").
+///
+/// A number is refused even when its value is fine, because the contract fixes the string form
+/// and accepting both would let the same request be signed two ways.
+pub fn amount_field(value: &Value) -> Result<Amount, String> {
+    match value {
+        Value::String(text) => Amount::parse(text),
+        _ => Err(AMOUNT_NOT_STRING.to_owned()),
+    }
+}
+
+/// The kind of public obligation an order pays; it decides which `details` the order carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Obligation {
+    Fee,
+    Tax,
+    SocialInsurance,
+    Fine,
+    Electricity,
+    CourtAdvance,
+}
+
+impl Obligation {
+    /// Every obligation, in the contract's order, so that lists and messages never miss one.
+    pub const ALL: [Obligation; 6] = [
+        Obligation::Fee,
+        Obligation::Tax,
+        Obligation::SocialInsurance,
+        Obligation::Fine,
+        Obligation::Electricity,
+        Obligation::CourtAdvance,
+    ];
+
+    /// The wire and database name, the same text that serde writes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Obligation::Fee => "fee",
+            Obligation::Tax => "tax",
+            Obligation::SocialInsurance => "social_insurance",
+            Obligation::Fine => "fine",
+            Obligation::Electricity => "electricity",
+            Obligation::CourtAdvance => "court_advance",
+        }
+    }
+
+    /// Parses the wire name exactly (case matters); the error lists the six values so that a
+    /// caller can correct the request without reading the contract.
+    pub fn parse(text: &str) -> Result<Obligation, String> {
+        Obligation::ALL
+            .into_iter()
+            .find(|obligation| obligation.as_str() == text)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Obligation::ALL.iter().map(|o| o.as_str()).collect();
+                format!("must be one of {}", names.join(", "))
+            })
+    }
+}
+
+impl fmt::Display for Obligation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The typed `details` of an order; one variant per obligation.
+///
+/// Text is kept exactly as the agency sent it (no trimming, no Unicode normalisation), because
+/// these values are quoted back to banks and agencies who match them against their own records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Details {
+    Fee {
+        procedure_code: String,
+        dossier_code: String,
+    },
+    Tax {
+        tax_code: String,
+        tax_period: Option<String>,
+    },
+    SocialInsurance {
+        insurance_code: String,
+        period: String,
+    },
+    Fine {
+        decision_number: String,
+        violation_date: Option<String>,
+    },
+    Electricity {
+        customer_code: String,
+        billing_period: String,
+    },
+    CourtAdvance {
+        case_number: String,
+        court_code: String,
+    },
+}
+
+impl Details {
+    /// The obligation these details belong to, so that an order's kind and its details can never
+    /// disagree.
+    pub fn obligation(&self) -> Obligation {
+        match self {
+            Details::Fee { .. } => Obligation::Fee,
+            Details::Tax { .. } => Obligation::Tax,
+            Details::SocialInsurance { .. } => Obligation::SocialInsurance,
+            Details::Fine { .. } => Obligation::Fine,
+            Details::Electricity { .. } => Obligation::Electricity,
+            Details::CourtAdvance { .. } => Obligation::CourtAdvance,
+        }
+    }
+
+    /// Validates `value` (the `details` member) for `obligation`. Errors name fields as
+    /// `"details.<name>"`; a value that is not a JSON object gives one error on `"details"`.
+    /// Every invalid, missing or unknown field is reported, not just the first. Missing required:
+    /// `"is required"`. Unknown: `"is not a field of <obligation> details"`.
+    ///
+    /// The known fields are reported in the order of the contract's table, then the unknown ones
+    /// in the order they were sent, so that the same request always gets the same answer.
+    pub fn parse(obligation: Obligation, value: &Value) -> Result<Details, Vec<FieldError>> {
+        let Value::Object(object) = value else {
+            return Err(vec![FieldError::new("details", "must be a JSON object")]);
+        };
+        let mut reader = Reader::new(object);
+        // Struct fields are evaluated in the order written, which is the table's order, so
+        // errors come out in that order too.
+        let details = match obligation {
+            Obligation::Fee => Details::Fee {
+                procedure_code: reader.required("procedure_code", Rule::Text(32)),
+                dossier_code: reader.required("dossier_code", Rule::Text(64)),
+            },
+            Obligation::Tax => Details::Tax {
+                tax_code: reader.required("tax_code", Rule::TaxCode),
+                tax_period: reader.optional("tax_period", Rule::Text(32)),
+            },
+            Obligation::SocialInsurance => Details::SocialInsurance {
+                insurance_code: reader.required("insurance_code", Rule::InsuranceCode),
+                period: reader.required("period", Rule::Month),
+            },
+            Obligation::Fine => Details::Fine {
+                decision_number: reader.required("decision_number", Rule::Text(64)),
+                violation_date: reader.optional("violation_date", Rule::Date),
+            },
+            Obligation::Electricity => Details::Electricity {
+                customer_code: reader.required("customer_code", Rule::CustomerCode),
+                billing_period: reader.required("billing_period", Rule::Month),
+            },
+            Obligation::CourtAdvance => Details::CourtAdvance {
+                case_number: reader.required("case_number", Rule::Text(64)),
+                court_code: reader.required("court_code", Rule::Text(32)),
+            },
+        };
+        reader.finish(obligation, details)
+    }
+
+    /// The JSON object as stored and returned: the fields in the order of the table above,
+    /// optional ones omitted when absent.
+    ///
+    /// A fixed order and no nulls give every stored order one canonical text, so a record read
+    /// back is byte-for-byte what was answered when it was created.
+    pub fn to_json(&self) -> Value {
+        let fields: [(&str, Option<&String>); 2] = match self {
+            Details::Fee {
+                procedure_code,
+                dossier_code,
+            } => [
+                ("procedure_code", Some(procedure_code)),
+                ("dossier_code", Some(dossier_code)),
+            ],
+            Details::Tax {
+                tax_code,
+                tax_period,
+            } => [
+                ("tax_code", Some(tax_code)),
+                ("tax_period", tax_period.as_ref()),
+            ],
+            Details::SocialInsurance {
+                insurance_code,
+                period,
+            } => [
+                ("insurance_code", Some(insurance_code)),
+                ("period", Some(period)),
+            ],
+            Details::Fine {
+                decision_number,
+                violation_date,
+            } => [
+                ("decision_number", Some(decision_number)),
+                ("violation_date", violation_date.as_ref()),
+            ],
+            Details::Electricity {
+                customer_code,
+                billing_period,
+            } => [
+                ("customer_code", Some(customer_code)),
+                ("billing_period", Some(billing_period)),
+            ],
+            Details::CourtAdvance {
+                case_number,
+                court_code,
+            } => [
+                ("case_number", Some(case_number)),
+                ("court_code", Some(court_code)),
+            ],
+        };
+        let object: Map<String, Value> = fields
+            .into_iter()
+            .filter_map(|(name, value)| {
+                value.map(|text| (name.to_owned(), Value::String(text.clone())))
+            })
+            .collect();
+        Value::Object(object)
+    }
+}
+
+/// What a single `details` field must look like.
+#[derive(Debug, Clone, Copy)]
+enum Rule {
+    /// Free text of 1 to the given number of characters (Unicode scalar values, not bytes, so
+    /// Vietnamese text gets the same room as ASCII).
+    Text(usize),
+    /// `^[0-9]{10}(-[0-9]{3})?$`: a taxpayer's code, with the branch suffix when there is one.
+    TaxCode,
+    /// `^[0-9]{10}$`: a social insurance code.
+    InsuranceCode,
+    /// `YYYY-MM` with a month from 01 to 12.
+    Month,
+    /// `YYYY-MM-DD` naming a day that exists in the calendar.
+    Date,
+    /// `^[A-Z]{2}[A-Z0-9]{11}$`: an electricity customer's code.
+    CustomerCode,
+}
+
+impl Rule {
+    fn check(self, text: &str) -> Result<(), String> {
+        let ok = match self {
+            Rule::Text(max) => (1..=max).contains(&text.chars().count()),
+            Rule::TaxCode => is_tax_code(text.as_bytes()),
+            Rule::InsuranceCode => text.len() == 10 && all_digits(text.as_bytes()),
+            Rule::Month => parse_month(text.as_bytes()).is_some(),
+            Rule::Date => is_calendar_date(text.as_bytes()),
+            Rule::CustomerCode => is_customer_code(text.as_bytes()),
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(self.message())
+        }
+    }
+
+    fn message(self) -> String {
+        match self {
+            Rule::Text(max) => format!("must be 1 to {max} characters long"),
+            Rule::TaxCode => "must match ^[0-9]{10}(-[0-9]{3})?$".to_owned(),
+            Rule::InsuranceCode => "must match ^[0-9]{10}$".to_owned(),
+            Rule::Month => {
+                "must be a month as YYYY-MM with MM from 01 to 12, such as 2026-01".to_owned()
+            }
+            Rule::Date => {
+                "must be a real calendar date as YYYY-MM-DD, such as 2026-02-28".to_owned()
+            }
+            Rule::CustomerCode => "must match ^[A-Z]{2}[A-Z0-9]{11}$".to_owned(),
+        }
+    }
+}
+
+fn all_digits(bytes: &[u8]) -> bool {
+    bytes.iter().all(u8::is_ascii_digit)
+}
+
+/// The value of a run of ASCII digits, which the caller has already checked.
+fn digits_value(bytes: &[u8]) -> u32 {
+    bytes
+        .iter()
+        .fold(0, |value, digit| value * 10 + u32::from(digit - b'0'))
+}
+
+fn is_tax_code(bytes: &[u8]) -> bool {
+    match bytes.len() {
+        10 => all_digits(bytes),
+        14 => all_digits(&bytes[..10]) && bytes[10] == b'-' && all_digits(&bytes[11..]),
+        _ => false,
+    }
+}
+
+/// Splits `YYYY-MM` into year and month, or `None` when the text is not a real month.
+fn parse_month(bytes: &[u8]) -> Option<(u32, u32)> {
+    let shaped =
+        bytes.len() == 7 && all_digits(&bytes[..4]) && bytes[4] == b'-' && all_digits(&bytes[5..]);
+    if !shaped {
+        return None;
+    }
+    let month = digits_value(&bytes[5..]);
+    (1..=12)
+        .contains(&month)
+        .then(|| (digits_value(&bytes[..4]), month))
+}
+
+fn is_calendar_date(bytes: &[u8]) -> bool {
+    if bytes.len() != 10 || bytes[7] != b'-' || !all_digits(&bytes[8..]) {
+        return false;
+    }
+    let Some((year, month)) = parse_month(&bytes[..7]) else {
+        return false;
+    };
+    let day = digits_value(&bytes[8..]);
+    // The year has four digits and the month and day two, so these conversions cannot fail; the
+    // `time` crate then knows each month's length and the leap years.
+    let (Ok(year), Ok(month), Ok(day)) =
+        (i32::try_from(year), u8::try_from(month), u8::try_from(day))
+    else {
+        return false;
+    };
+    time::Month::try_from(month)
+        .and_then(|month| time::Date::from_calendar_date(year, month, day))
+        .is_ok()
+}
+
+fn is_customer_code(bytes: &[u8]) -> bool {
+    bytes.len() == 13
+        && bytes[..2].iter().all(u8::is_ascii_uppercase)
+        && bytes[2..]
+            .iter()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+}
+
+/// Reads the fields of one `details` object, collecting every error instead of stopping at the
+/// first, and remembering which names it was asked for so that the rest can be reported as
+/// unknown.
+struct Reader<'a> {
+    object: &'a Map<String, Value>,
+    known: Vec<&'static str>,
+    errors: Vec<FieldError>,
+}
+
+impl<'a> Reader<'a> {
+    fn new(object: &'a Map<String, Value>) -> Self {
+        Reader {
+            object,
+            known: Vec::new(),
+            errors: Vec::new(),
+        }
+    }
+
+    /// A field that must be present and not null. On an error it gives an empty placeholder,
+    /// which `finish` throws away with the rest of the half-built details.
+    fn required(&mut self, name: &'static str, rule: Rule) -> String {
+        let value = self.optional(name, rule);
+        if value.is_none() && matches!(self.object.get(name), None | Some(Value::Null)) {
+            self.error(name, "is required".to_owned());
+        }
+        value.unwrap_or_default()
+    }
+
+    /// A field that may be absent or null (both mean "not given"); otherwise it must be a string
+    /// that satisfies `rule`.
+    fn optional(&mut self, name: &'static str, rule: Rule) -> Option<String> {
+        self.known.push(name);
+        match self.object.get(name) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(text)) => match rule.check(text) {
+                Ok(()) => Some(text.clone()),
+                Err(message) => {
+                    self.error(name, message);
+                    None
+                }
+            },
+            Some(_) => {
+                self.error(name, "must be a string".to_owned());
+                None
+            }
+        }
+    }
+
+    fn error(&mut self, name: &str, message: String) {
+        self.errors
+            .push(FieldError::new(format!("details.{name}"), message));
+    }
+
+    /// Reports the fields nobody asked for, then gives the details if nothing was wrong.
+    fn finish(
+        mut self,
+        obligation: Obligation,
+        details: Details,
+    ) -> Result<Details, Vec<FieldError>> {
+        let object = self.object;
+        for name in object.keys() {
+            if !self.known.contains(&name.as_str()) {
+                self.error(name, format!("is not a field of {obligation} details"));
+            }
+        }
+        if self.errors.is_empty() {
+            Ok(details)
+        } else {
+            Err(self.errors)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn fields(errors: &[FieldError]) -> Vec<&str> {
+        errors.iter().map(|e| e.field.as_str()).collect()
+    }
+
+    #[test]
+    fn amounts_in_the_wire_format_parse_and_print_unchanged() {
+        for text in ["1", "150000", "999999999999999"] {
+            let amount = Amount::parse(text).unwrap_or_else(|e| panic!("{text:?}: {e}"));
+            assert_eq!(amount.to_string(), text);
+            assert_eq!(amount.decimal().scale(), 0, "{text:?}");
+        }
+        assert_eq!(
+            Amount::parse("999999999999999").unwrap().decimal(),
+            Decimal::from(Amount::MAX)
+        );
+    }
+
+    #[test]
+    fn amounts_outside_the_wire_format_are_rejected_with_the_pattern() {
+        for text in [
+            "0",
+            "-1",
+            "+1",
+            "01",
+            "1.0",
+            "1e3",
+            " 1",
+            "1 ",
+            "1000000000000000",
+            "",
+            "١٢",
+            "1_000",
+        ] {
+            let err = Amount::parse(text).expect_err(text);
+            assert!(
+                err.starts_with("must match ^[1-9][0-9]{0,14}$"),
+                "{text:?}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn amount_field_accepts_only_a_json_string() {
+        assert_eq!(
+            amount_field(&json!("150000")),
+            Ok(Amount::parse("150000").unwrap())
+        );
+        let cases = [
+            (json!(150000), AMOUNT_NOT_STRING),
+            (json!(150000.0), AMOUNT_NOT_STRING),
+            (json!(null), AMOUNT_NOT_STRING),
+            (json!(["150000"]), AMOUNT_NOT_STRING),
+            (json!("150000.5"), AMOUNT_FORMAT),
+        ];
+        for (value, message) in cases {
+            assert_eq!(amount_field(&value), Err(message.to_owned()), "{value}");
+        }
+        assert_eq!(
+            amount_field(&json!(150000)).unwrap_err(),
+            "must be a string such as \"150000\""
+        );
+    }
+
+    #[test]
+    fn from_decimal_accepts_a_whole_value_with_a_scale_and_prints_plain_digits() {
+        let read_back = Decimal::new(15_000_000, 2);
+        assert_eq!(read_back.to_string(), "150000.00");
+        let amount = Amount::from_decimal(read_back).expect("150000.00 is whole");
+        assert_eq!(amount.to_string(), "150000");
+        assert_eq!(amount.decimal().scale(), 0);
+        assert_eq!(amount, Amount::parse("150000").unwrap());
+        assert_eq!(
+            Amount::from_decimal(Decimal::from(Amount::MAX)).map(|a| a.to_string()),
+            Some("999999999999999".to_owned())
+        );
+    }
+
+    #[test]
+    fn from_decimal_rejects_zero_negative_fractional_and_too_large_values() {
+        for value in [
+            Decimal::ZERO,
+            Decimal::new(0, 2),
+            Decimal::from(-150_000),
+            Decimal::new(15, 1),
+            Decimal::new(150_000_001, 3),
+            Decimal::from(Amount::MAX + 1),
+        ] {
+            assert_eq!(Amount::from_decimal(value), None, "{value}");
+        }
+    }
+
+    #[test]
+    fn checked_add_sums_up_to_max_and_gives_none_beyond_it() {
+        let one = Amount::parse("1").unwrap();
+        let almost = Amount::parse("999999999999998").unwrap();
+        let max = Amount::parse("999999999999999").unwrap();
+        assert_eq!(one.checked_add(almost), Some(max));
+        assert_eq!(max.checked_add(one), None);
+        assert_eq!(max.checked_add(max), None);
+        assert_eq!(
+            Amount::parse("150000")
+                .unwrap()
+                .checked_add(Amount::parse("50000").unwrap())
+                .map(|a| a.to_string()),
+            Some("200000".to_owned())
+        );
+    }
+
+    #[test]
+    fn an_amount_serializes_as_a_json_string() {
+        let amount = Amount::from_decimal(Decimal::new(15_000_000, 2)).unwrap();
+        assert_eq!(serde_json::to_value(amount).unwrap(), json!("150000"));
+    }
+
+    #[test]
+    fn each_obligation_parses_from_the_name_it_prints_and_serializes_to() {
+        for obligation in Obligation::ALL {
+            assert_eq!(Obligation::parse(obligation.as_str()), Ok(obligation));
+            assert_eq!(
+                serde_json::to_value(obligation).unwrap(),
+                json!(obligation.as_str())
+            );
+            assert_eq!(obligation.to_string(), obligation.as_str());
+        }
+    }
+
+    #[test]
+    fn an_unknown_obligation_is_rejected_with_the_six_values_listed() {
+        for text in [
+            "",
+            "Fee",
+            "FEE",
+            "socialInsurance",
+            "social-insurance",
+            "toll",
+            " fee",
+        ] {
+            assert_eq!(
+                Obligation::parse(text),
+                Err(
+                    "must be one of fee, tax, social_insurance, fine, electricity, court_advance"
+                        .to_owned()
+                ),
+                "{text:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn valid_details_of_each_obligation_round_trip_through_to_json() {
+        let cases = [
+            (
+                Obligation::Fee,
+                json!({"procedure_code": "1.001234", "dossier_code": "000.00.00.H12-260101-0001"}),
+            ),
+            (
+                Obligation::Fee,
+                json!({"procedure_code": "ệ".repeat(32), "dossier_code": "Hồ sơ số 1"}),
+            ),
+            (Obligation::Tax, json!({"tax_code": "0101234567"})),
+            (
+                Obligation::Tax,
+                json!({"tax_code": "0101234567-123", "tax_period": "Quý 1/2026"}),
+            ),
+            (
+                Obligation::SocialInsurance,
+                json!({"insurance_code": "0123456789", "period": "2026-01"}),
+            ),
+            (
+                Obligation::SocialInsurance,
+                json!({"insurance_code": "0123456789", "period": "2026-12"}),
+            ),
+            (
+                Obligation::Fine,
+                json!({"decision_number": "123/QĐ-XPVPHC"}),
+            ),
+            (
+                Obligation::Fine,
+                json!({"decision_number": "123/QĐ-XPVPHC", "violation_date": "2024-02-29"}),
+            ),
+            (
+                Obligation::Electricity,
+                json!({"customer_code": "PE01000123456", "billing_period": "2026-03"}),
+            ),
+            (
+                Obligation::CourtAdvance,
+                json!({"case_number": "15/2026/DS-ST", "court_code": "TAND-HN"}),
+            ),
+            (
+                Obligation::CourtAdvance,
+                json!({"case_number": "  spaced  ", "court_code": "Tòa án"}),
+            ),
+        ];
+        for (obligation, value) in cases {
+            let details = Details::parse(obligation, &value)
+                .unwrap_or_else(|e| panic!("{obligation} {value}: {e:?}"));
+            assert_eq!(details.obligation(), obligation);
+            let stored = details.to_json();
+            assert_eq!(stored, value);
+            assert_eq!(
+                serde_json::to_string(&stored).unwrap(),
+                serde_json::to_string(&value).unwrap(),
+                "the stored text keeps the table's field order"
+            );
+            assert_eq!(Details::parse(obligation, &stored), Ok(details));
+        }
+    }
+
+    #[test]
+    fn to_json_writes_fields_in_table_order_whatever_order_they_were_sent_in() {
+        let value = json!({"dossier_code": "D1", "procedure_code": "P1"});
+        let details = Details::parse(Obligation::Fee, &value).unwrap();
+        assert_eq!(
+            serde_json::to_string(&details.to_json()).unwrap(),
+            r#"{"procedure_code":"P1","dossier_code":"D1"}"#
+        );
+    }
+
+    #[test]
+    fn null_for_an_optional_field_is_accepted_as_absent_and_omitted() {
+        let cases = [
+            (
+                Obligation::Tax,
+                json!({"tax_code": "0101234567", "tax_period": null}),
+                json!({"tax_code": "0101234567"}),
+            ),
+            (
+                Obligation::Fine,
+                json!({"decision_number": "12/QĐ", "violation_date": null}),
+                json!({"decision_number": "12/QĐ"}),
+            ),
+        ];
+        for (obligation, value, stored) in cases {
+            let details = Details::parse(obligation, &value).unwrap();
+            assert_eq!(details.to_json(), stored);
+        }
+        assert_eq!(
+            Details::parse(
+                Obligation::Tax,
+                &json!({"tax_code": "0101234567", "tax_period": null})
+            ),
+            Ok(Details::Tax {
+                tax_code: "0101234567".to_owned(),
+                tax_period: None
+            })
+        );
+    }
+
+    #[test]
+    fn each_invalid_missing_or_unknown_field_is_named() {
+        let long_vi = "ệ".repeat(33);
+        let cases: Vec<(Obligation, Value, Vec<&str>)> = vec![
+            // fee
+            (
+                Obligation::Fee,
+                json!({}),
+                vec!["details.procedure_code", "details.dossier_code"],
+            ),
+            (
+                Obligation::Fee,
+                json!({"procedure_code": long_vi, "dossier_code": "D"}),
+                vec!["details.procedure_code"],
+            ),
+            (
+                Obligation::Fee,
+                json!({"procedure_code": "", "dossier_code": "x".repeat(65)}),
+                vec!["details.procedure_code", "details.dossier_code"],
+            ),
+            (
+                Obligation::Fee,
+                json!({"procedurecode": "P", "dossier_code": "D"}),
+                vec!["details.procedure_code", "details.procedurecode"],
+            ),
+            (
+                Obligation::Fee,
+                json!({"procedure_code": 1001234, "dossier_code": "D"}),
+                vec!["details.procedure_code"],
+            ),
+            (
+                Obligation::Fee,
+                json!({"procedure_code": null, "dossier_code": ["D"]}),
+                vec!["details.procedure_code", "details.dossier_code"],
+            ),
+            // tax
+            (
+                Obligation::Tax,
+                json!({"tax_code": "12345678901"}),
+                vec!["details.tax_code"],
+            ),
+            (
+                Obligation::Tax,
+                json!({"tax_code": "0101234567-12"}),
+                vec!["details.tax_code"],
+            ),
+            (
+                Obligation::Tax,
+                json!({"tax_code": "0101234567-1234"}),
+                vec!["details.tax_code"],
+            ),
+            (
+                Obligation::Tax,
+                json!({"tax_code": "0101234567_123"}),
+                vec!["details.tax_code"],
+            ),
+            (
+                Obligation::Tax,
+                json!({"tax_code": "010123456"}),
+                vec!["details.tax_code"],
+            ),
+            (
+                Obligation::Tax,
+                json!({"tax_code": 101234567}),
+                vec!["details.tax_code"],
+            ),
+            (
+                Obligation::Tax,
+                json!({"tax_code": "0101234567", "tax_period": ""}),
+                vec!["details.tax_period"],
+            ),
+            (
+                Obligation::Tax,
+                json!({"tax_code": "0101234567", "tax_period": 2026}),
+                vec!["details.tax_period"],
+            ),
+            (
+                Obligation::Tax,
+                json!({"tax_period": "x".repeat(33), "dossier_code": "D"}),
+                vec![
+                    "details.tax_code",
+                    "details.tax_period",
+                    "details.dossier_code",
+                ],
+            ),
+            // social_insurance
+            (
+                Obligation::SocialInsurance,
+                json!({"insurance_code": "012345678", "period": "2026-01"}),
+                vec!["details.insurance_code"],
+            ),
+            (
+                Obligation::SocialInsurance,
+                json!({"insurance_code": "0123456789", "period": "2026-13"}),
+                vec!["details.period"],
+            ),
+            (
+                Obligation::SocialInsurance,
+                json!({"insurance_code": "0123456789", "period": "2026-1"}),
+                vec!["details.period"],
+            ),
+            (
+                Obligation::SocialInsurance,
+                json!({"insurance_code": "0123456789", "period": "26-01"}),
+                vec!["details.period"],
+            ),
+            (
+                Obligation::SocialInsurance,
+                json!({"insurance_code": "0123456789", "period": "2026-00"}),
+                vec!["details.period"],
+            ),
+            (
+                Obligation::SocialInsurance,
+                json!({"insurance_code": "01234567890", "period": "2026/01"}),
+                vec!["details.insurance_code", "details.period"],
+            ),
+            // fine
+            (
+                Obligation::Fine,
+                json!({"decision_number": "1", "violation_date": "2026-02-30"}),
+                vec!["details.violation_date"],
+            ),
+            (
+                Obligation::Fine,
+                json!({"decision_number": "1", "violation_date": "2026-2-1"}),
+                vec!["details.violation_date"],
+            ),
+            (
+                Obligation::Fine,
+                json!({"decision_number": "1", "violation_date": "2025-02-29"}),
+                vec!["details.violation_date"],
+            ),
+            (
+                Obligation::Fine,
+                json!({"decision_number": "1", "violation_date": "2026-04-31"}),
+                vec!["details.violation_date"],
+            ),
+            (
+                Obligation::Fine,
+                json!({"decision_number": "1", "violation_date": "2026-01-01T00:00:00Z"}),
+                vec!["details.violation_date"],
+            ),
+            (
+                Obligation::Fine,
+                json!({"violation_date": "2026-01-00"}),
+                vec!["details.decision_number", "details.violation_date"],
+            ),
+            // electricity
+            (
+                Obligation::Electricity,
+                json!({"customer_code": "pe01000123456", "billing_period": "2026-01"}),
+                vec!["details.customer_code"],
+            ),
+            (
+                Obligation::Electricity,
+                json!({"customer_code": "PE0100012345", "billing_period": "2026-01"}),
+                vec!["details.customer_code"],
+            ),
+            (
+                Obligation::Electricity,
+                json!({"customer_code": "P101000123456", "billing_period": "2026-01"}),
+                vec!["details.customer_code"],
+            ),
+            (
+                Obligation::Electricity,
+                json!({"customer_code": "PE01000123456", "billing_period": "2026-13"}),
+                vec!["details.billing_period"],
+            ),
+            (
+                Obligation::Electricity,
+                json!({"customer_code": "PE01000123456"}),
+                vec!["details.billing_period"],
+            ),
+            // court_advance
+            (
+                Obligation::CourtAdvance,
+                json!({"case_number": "x".repeat(65), "court_code": "x".repeat(33)}),
+                vec!["details.case_number", "details.court_code"],
+            ),
+            (
+                Obligation::CourtAdvance,
+                json!({"case_number": "15/2026", "court_code": "TAND", "amount": "1", "note": null}),
+                vec!["details.amount", "details.note"],
+            ),
+        ];
+        for (obligation, value, expected) in cases {
+            let errors = Details::parse(obligation, &value)
+                .expect_err(&format!("{obligation} {value} must be rejected"));
+            assert_eq!(fields(&errors), expected, "{obligation} {value}");
+        }
+    }
+
+    #[test]
+    fn texts_are_measured_in_characters_not_bytes() {
+        for (count, valid) in [(32, true), (33, false)] {
+            let value = json!({"procedure_code": "ệ".repeat(count), "dossier_code": "D"});
+            assert_eq!(
+                Details::parse(Obligation::Fee, &value).is_ok(),
+                valid,
+                "{count} characters"
+            );
+        }
+    }
+
+    #[test]
+    fn errors_carry_the_messages_of_the_contract() {
+        let errors = Details::parse(
+            Obligation::Fee,
+            &json!({"procedurecode": "P", "dossier_code": 7}),
+        )
+        .unwrap_err();
+        assert_eq!(
+            errors,
+            vec![
+                FieldError::new("details.procedure_code", "is required"),
+                FieldError::new("details.dossier_code", "must be a string"),
+                FieldError::new("details.procedurecode", "is not a field of fee details"),
+            ]
+        );
+        let errors = Details::parse(
+            Obligation::SocialInsurance,
+            &json!({"insurance_code": "1", "period": "2026-13", "tax_code": "0101234567"}),
+        )
+        .unwrap_err();
+        assert_eq!(
+            errors,
+            vec![
+                FieldError::new("details.insurance_code", "must match ^[0-9]{10}$"),
+                FieldError::new(
+                    "details.period",
+                    "must be a month as YYYY-MM with MM from 01 to 12, such as 2026-01"
+                ),
+                FieldError::new(
+                    "details.tax_code",
+                    "is not a field of social_insurance details"
+                ),
+            ]
+        );
+        let errors = Details::parse(
+            Obligation::Fee,
+            &json!({"procedure_code": "", "dossier_code": "D"}),
+        )
+        .unwrap_err();
+        assert_eq!(errors[0].message, "must be 1 to 32 characters long");
+    }
+
+    #[test]
+    fn details_that_is_not_an_object_gives_one_error_on_details() {
+        for value in [
+            json!([]),
+            json!([{"tax_code": "0101234567"}]),
+            json!("x"),
+            json!(null),
+            json!(1),
+        ] {
+            for obligation in Obligation::ALL {
+                assert_eq!(
+                    Details::parse(obligation, &value),
+                    Err(vec![FieldError::new("details", "must be a JSON object")]),
+                    "{obligation} {value}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn text_is_stored_exactly_as_given() {
+        // "ệ" precomposed and as "e" plus two combining marks must both survive unchanged.
+        let decomposed = "e\u{0323}\u{0302}";
+        let value = json!({"case_number": format!(" {decomposed} "), "court_code": "ệ\t"});
+        let details = Details::parse(Obligation::CourtAdvance, &value).unwrap();
+        assert_eq!(
+            details,
+            Details::CourtAdvance {
+                case_number: format!(" {decomposed} "),
+                court_code: "ệ\t".to_owned(),
+            }
+        );
+        assert_eq!(details.to_json(), value);
+    }
+}

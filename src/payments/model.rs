@@ -1,0 +1,245 @@
+//! The payment object of contract section 5, and the validated input that creates one.
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+use time::{Duration, OffsetDateTime};
+use utoipa::ToSchema;
+
+use super::domain::{amount_field, Amount, Details, Obligation};
+use crate::codes::AgencyCode;
+use crate::http::body::{parsed, text, Validator};
+use crate::http::error::ApiError;
+
+/// An order expires this long after creation unless `expires_at` says otherwise.
+pub const DEFAULT_EXPIRY: Duration = Duration::hours(24);
+/// `expires_at` may lie at most this far ahead.
+pub const MAX_EXPIRY: Duration = Duration::days(30);
+
+/// The columns every query that returns a payment selects, in [`Payment::from_row`]'s order.
+/// `status` is the effective one: a pending order past its `expires_at` reads as expired even
+/// before the sweep records it, like every decision treats it.
+pub const PAYMENT_COLUMNS: &str = "p.id, p.agency_code, p.obligation, p.reference, p.amount, \
+    p.currency, p.description, p.payer_name, p.payer_id_number, p.details, \
+    CASE WHEN p.status = 'pending' AND p.expires_at <= now() THEN 'expired' ELSE p.status END, \
+    p.created_at, p.expires_at, p.paid_at, p.bank_code, p.bank_txn_id, p.seq";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentStatus {
+    Pending,
+    Paid,
+    Expired,
+    Cancelled,
+}
+
+impl PaymentStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            PaymentStatus::Pending => "pending",
+            PaymentStatus::Paid => "paid",
+            PaymentStatus::Expired => "expired",
+            PaymentStatus::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(value: &str) -> Result<PaymentStatus, String> {
+        match value {
+            "pending" => Ok(PaymentStatus::Pending),
+            "paid" => Ok(PaymentStatus::Paid),
+            "expired" => Ok(PaymentStatus::Expired),
+            "cancelled" => Ok(PaymentStatus::Cancelled),
+            _ => Err("must be one of pending, paid, expired, cancelled".to_owned()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Payer {
+    #[schema(example = "Nguyễn Văn A")]
+    pub name: String,
+    /// Never written to logs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "001099012345")]
+    pub id_number: Option<String>,
+}
+
+/// A payment order as every answer returns it.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": "pay_3b1f0c9a7d2e4f6a8b0c1d2e",
+    "agency": "000.00.00.H12",
+    "obligation": "fee",
+    "reference": "H12.99-261122-0001",
+    "amount": "150000",
+    "currency": "VND",
+    "description": "Lệ phí cấp đổi giấy phép lái xe",
+    "payer": {"name": "Nguyễn Văn A", "id_number": "001099012345"},
+    "details": {"procedure_code": "1.002804", "dossier_code": "H12.99-261122-0001"},
+    "status": "pending",
+    "created_at": "2026-11-23T03:00:00.123456Z",
+    "expires_at": "2026-11-24T03:00:00.123456Z",
+    "paid_at": null, "bank": null, "bank_txn_id": null
+}))]
+pub struct Payment {
+    pub id: String,
+    pub agency: String,
+    /// fee, tax, social_insurance, fine, electricity or court_advance.
+    #[schema(value_type = String, example = "fee")]
+    pub obligation: Obligation,
+    pub reference: String,
+    #[schema(value_type = String, pattern = "^[1-9][0-9]{0,14}$", example = "150000")]
+    pub amount: Amount,
+    #[schema(example = "VND")]
+    pub currency: String,
+    pub description: String,
+    pub payer: Payer,
+    /// The obligation's typed details (see the create request's examples).
+    #[schema(value_type = Object)]
+    pub details: Value,
+    pub status: PaymentStatus,
+    #[serde(serialize_with = "crate::timefmt::serialize")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+    #[serde(serialize_with = "crate::timefmt::serialize")]
+    #[schema(value_type = String, format = DateTime)]
+    pub expires_at: OffsetDateTime,
+    /// `null` until paid.
+    #[serde(serialize_with = "crate::timefmt::serialize_option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub paid_at: Option<OffsetDateTime>,
+    /// `null` until paid.
+    pub bank: Option<String>,
+    /// `null` until paid.
+    pub bank_txn_id: Option<String>,
+    /// Position for keyset pagination; not part of the answer.
+    #[serde(skip)]
+    pub seq: i64,
+}
+
+impl Payment {
+    /// Reads a row selected with [`PAYMENT_COLUMNS`].
+    pub fn from_row(row: &tokio_postgres::Row) -> Payment {
+        let obligation: &str = row.get(2);
+        let status: &str = row.get(10);
+        Payment {
+            id: row.get(0),
+            agency: row.get(1),
+            obligation: Obligation::parse(obligation)
+                .expect("the obligation column is constrained"),
+            reference: row.get(3),
+            amount: Amount::from_decimal(row.get(4)).expect("the amount column is constrained"),
+            currency: row.get(5),
+            description: row.get(6),
+            payer: Payer {
+                name: row.get(7),
+                id_number: row.get(8),
+            },
+            details: row.get(9),
+            status: PaymentStatus::parse(status).expect("the status column is constrained"),
+            created_at: row.get(11),
+            expires_at: row.get(12),
+            paid_at: row.get(13),
+            bank: row.get(14),
+            bank_txn_id: row.get(15),
+            seq: row.get(16),
+        }
+    }
+
+    pub fn to_json(&self) -> Value {
+        serde_json::to_value(self).expect("a payment serialises")
+    }
+}
+
+/// A create request that passed every rule of contract section 5.
+#[derive(Debug, Clone)]
+pub struct NewPayment {
+    pub agency: AgencyCode,
+    pub reference: String,
+    pub amount: Amount,
+    pub description: String,
+    pub payer: Payer,
+    pub details: Details,
+    /// `None`: the default, 24 hours after creation (by the database clock).
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+impl NewPayment {
+    /// Validates a create body; a 422 lists every invalid field at once.
+    pub fn parse(
+        agency: AgencyCode,
+        body: &Map<String, Value>,
+        now: OffsetDateTime,
+    ) -> Result<NewPayment, ApiError> {
+        let mut v = Validator::new();
+        let obligation = v.required(body, "obligation", parsed(Obligation::parse));
+        let reference = v.required(body, "reference", text(1, 64));
+        let amount = v.required(body, "amount", amount_field);
+        v.optional(
+            body,
+            "currency",
+            parsed(|c| match c {
+                "VND" => Ok(()),
+                _ => Err("must be VND".to_owned()),
+            }),
+        );
+        let description = v.required(body, "description", text(1, 255));
+        let payer = match body.get("payer") {
+            None | Some(Value::Null) => {
+                v.error("payer", "is required");
+                None
+            }
+            Some(Value::Object(payer)) => {
+                let name = v.required(payer, "payer.name", text(1, 128));
+                let id_number = v.optional(payer, "payer.id_number", text(1, 64));
+                name.zip(id_number)
+                    .map(|(name, id_number)| Payer { name, id_number })
+            }
+            Some(_) => {
+                v.error("payer", "must be an object");
+                None
+            }
+        };
+        let details = match (obligation, body.get("details")) {
+            (_, None | Some(Value::Null)) => {
+                v.error("details", "is required");
+                None
+            }
+            (Some(obligation), Some(details)) => match Details::parse(obligation, details) {
+                Ok(details) => Some(details),
+                Err(errors) => {
+                    for error in errors {
+                        v.error(&error.field, error.message);
+                    }
+                    None
+                }
+            },
+            // Details can only be checked against a known obligation.
+            (None, Some(_)) => None,
+        };
+        let expires_at = v.optional(
+            body,
+            "expires_at",
+            parsed(|text| {
+                let at = crate::timefmt::parse_rfc3339(text)?;
+                if at <= now {
+                    Err("must lie in the future".to_owned())
+                } else if at > now + MAX_EXPIRY {
+                    Err("must lie at most 30 days ahead".to_owned())
+                } else {
+                    Ok(at)
+                }
+            }),
+        );
+        v.finish()?;
+        let missing = || ApiError::internal(anyhow::anyhow!("validated fields are present"));
+        Ok(NewPayment {
+            agency,
+            reference: reference.ok_or_else(missing)?,
+            amount: amount.ok_or_else(missing)?,
+            description: description.ok_or_else(missing)?,
+            payer: payer.ok_or_else(missing)?,
+            details: details.ok_or_else(missing)?,
+            expires_at: expires_at.ok_or_else(missing)?,
+        })
+    }
+}

@@ -1,0 +1,341 @@
+//! Payment orders in PostgreSQL: every state change is one transaction that also writes its
+//! event into the outbox.
+
+use deadpool_postgres::{GenericClient, Pool};
+use serde_json::Value;
+use time::OffsetDateTime;
+use tokio_postgres::types::ToSql;
+
+use super::idempotency::IdempotencyKey;
+use super::model::{NewPayment, Payment, PaymentStatus, DEFAULT_EXPIRY, PAYMENT_COLUMNS};
+use crate::auth::keys;
+use crate::codes::AgencyCode;
+use crate::http::error::{violated_constraint, ApiError};
+use crate::notifications::outbox::{self, EventType};
+
+/// A request that finds its key held by a request still in flight waits this long for it,
+/// then answers 409 `idempotency_key_in_use`.
+pub const IDEMPOTENCY_WAIT_MS: u64 = 10_000;
+/// Orders expired per transaction by the sweep.
+pub const EXPIRY_BATCH_ROWS: i64 = 500;
+
+/// What creating an order answered.
+pub enum Created {
+    /// A new order (201).
+    New(Box<Payment>),
+    /// The stored answer of an earlier request with the same key and body.
+    Replayed { status: u16, body: Value },
+}
+
+pub fn payment_not_found(id: &str) -> ApiError {
+    ApiError::not_found("payment_not_found", format!("no payment {id}"))
+}
+
+/// Creates an order exactly once per agency and `Idempotency-Key`.
+pub async fn create(
+    pool: &Pool,
+    key: &IdempotencyKey,
+    fingerprint: &[u8],
+    order: NewPayment,
+) -> Result<Created, ApiError> {
+    let mut client = pool.get().await?;
+    let transaction = client.transaction().await?;
+    transaction
+        .batch_execute(&format!(
+            "SET LOCAL lock_timeout = '{IDEMPOTENCY_WAIT_MS}ms'"
+        ))
+        .await?;
+    let claimed = transaction
+        .execute(
+            "INSERT INTO idempotency_keys (agency_code, key, request_sha256) VALUES ($1, $2, $3)
+             ON CONFLICT DO NOTHING",
+            &[&order.agency.as_str(), &key.as_str(), &fingerprint],
+        )
+        .await
+        .map_err(key_in_use)?;
+    if claimed == 0 {
+        let row = transaction
+            .query_opt(
+                "SELECT request_sha256, response_status, response_body FROM idempotency_keys
+                 WHERE agency_code = $1 AND key = $2",
+                &[&order.agency.as_str(), &key.as_str()],
+            )
+            .await?
+            .ok_or_else(|| {
+                ApiError::conflict("idempotency_key_in_use", "the key was just released; retry")
+            })?;
+        let stored: Vec<u8> = row.get(0);
+        if stored != fingerprint {
+            return Err(ApiError::Unprocessable {
+                code: "idempotency_key_reused",
+                detail: "this Idempotency-Key was used with a different body".to_owned(),
+            });
+        }
+        let status: i16 = row.get(1);
+        return Ok(Created::Replayed {
+            status: status as u16,
+            body: row.get(2),
+        });
+    }
+    expire_overdue_holder(&transaction, &order.agency, &order.reference).await?;
+    let payment = insert(&transaction, &order).await?;
+    let body = payment.to_json();
+    transaction
+        .execute(
+            "UPDATE idempotency_keys SET payment_id = $3, response_status = 201, response_body = $4
+             WHERE agency_code = $1 AND key = $2",
+            &[&order.agency.as_str(), &key.as_str(), &payment.id, &body],
+        )
+        .await?;
+    transaction.commit().await?;
+    tracing::info!(payment_id = %payment.id, agency = %payment.agency, "payment order created");
+    Ok(Created::New(Box::new(payment)))
+}
+
+fn key_in_use(err: tokio_postgres::Error) -> ApiError {
+    let lock_timeout = err
+        .as_db_error()
+        .is_some_and(|db| db.code().code() == "55P03");
+    if lock_timeout {
+        ApiError::conflict(
+            "idempotency_key_in_use",
+            "a request with this Idempotency-Key is still in flight; retry",
+        )
+    } else {
+        err.into()
+    }
+}
+
+/// A pending order past its `expires_at` no longer holds its reference, whether or not the
+/// sweep has reached it: expire it now (with its event) so the new order may take it.
+async fn expire_overdue_holder(
+    client: &impl GenericClient,
+    agency: &AgencyCode,
+    reference: &str,
+) -> Result<(), ApiError> {
+    let rows = client
+        .query(
+            &format!(
+                "UPDATE payments p SET status = 'expired', closed_at = now()
+                 WHERE agency_code = $1 AND reference = $2 AND status = 'pending'
+                   AND expires_at <= now()
+                 RETURNING {PAYMENT_COLUMNS}"
+            ),
+            &[&agency.as_str(), &reference],
+        )
+        .await?;
+    for row in rows {
+        outbox::record(client, &Payment::from_row(&row), EventType::Expired).await?;
+    }
+    Ok(())
+}
+
+async fn insert(client: &impl GenericClient, order: &NewPayment) -> Result<Payment, ApiError> {
+    let id = keys::random_id("pay", 12);
+    let default_expiry_s = DEFAULT_EXPIRY.whole_seconds() as f64;
+    let result = client
+        .query_one(
+            &format!(
+                "INSERT INTO payments AS p (id, agency_code, obligation, reference, amount, currency,
+                     description, payer_name, payer_id_number, details, status, expires_at)
+                 VALUES ($1, $2, $3, $4, $5, 'VND', $6, $7, $8, $9, 'pending',
+                     coalesce($10, now() + make_interval(secs => $11)))
+                 RETURNING {PAYMENT_COLUMNS}"
+            ),
+            &[
+                &id,
+                &order.agency.as_str(),
+                &order.details.obligation().as_str(),
+                &order.reference,
+                &order.amount.decimal(),
+                &order.description,
+                &order.payer.name,
+                &order.payer.id_number,
+                &order.details.to_json(),
+                &order.expires_at,
+                &default_expiry_s,
+            ],
+        )
+        .await;
+    match result {
+        Ok(row) => Ok(Payment::from_row(&row)),
+        Err(err) => Err(match violated_constraint(&err) {
+            Some("payments_active_reference") => ApiError::conflict(
+                "duplicate_reference",
+                format!(
+                    "another pending or paid order of this agency has reference {}",
+                    order.reference
+                ),
+            ),
+            _ => err.into(),
+        }),
+    }
+}
+
+/// Reads an order; `agency` limits it to that agency's orders (another agency's order is
+/// exactly as absent as one that does not exist).
+pub async fn get(pool: &Pool, id: &str, agency: Option<&AgencyCode>) -> Result<Payment, ApiError> {
+    let client = pool.get().await?;
+    let statement = client
+        .prepare_cached(&format!(
+            "SELECT {PAYMENT_COLUMNS} FROM payments p
+             WHERE p.id = $1 AND ($2::text IS NULL OR p.agency_code = $2)"
+        ))
+        .await?;
+    client
+        .query_opt(&statement, &[&id, &agency.map(AgencyCode::as_str)])
+        .await?
+        .map(|row| Payment::from_row(&row))
+        .ok_or_else(|| payment_not_found(id))
+}
+
+/// Filters of `GET /v1/payments`.
+#[derive(Debug, Default)]
+pub struct ListFilter {
+    pub agency: Option<AgencyCode>,
+    pub status: Option<PaymentStatus>,
+    pub obligation: Option<super::domain::Obligation>,
+    pub reference: Option<String>,
+    pub created_from: Option<OffsetDateTime>,
+    pub created_to: Option<OffsetDateTime>,
+    /// Only orders older than this position (exclusive).
+    pub before_seq: Option<i64>,
+    pub limit: i64,
+}
+
+/// A query whose conditions are added only when their filter is given, so that each list query
+/// is simple enough to use the index on (agency_code, seq).
+struct Conditions<'a> {
+    sql: String,
+    params: Vec<&'a (dyn ToSql + Sync)>,
+}
+
+impl<'a> Conditions<'a> {
+    /// Adds `AND <left> $n`, binding `param` as `$n`.
+    fn and(&mut self, left: &str, param: &'a (dyn ToSql + Sync)) {
+        self.params.push(param);
+        self.sql
+            .push_str(&format!(" AND {left} ${}", self.params.len()));
+    }
+}
+
+/// Newest first, one page plus one row to tell whether another page follows.
+pub async fn list(pool: &Pool, filter: &ListFilter) -> Result<Vec<Payment>, ApiError> {
+    let status = filter.status.as_ref().map(PaymentStatus::as_str);
+    let obligation = filter.obligation.map(|o| o.as_str());
+    let agency = filter.agency.as_ref().map(AgencyCode::as_str);
+    let fetch = filter.limit + 1;
+    let mut query = Conditions {
+        sql: format!("SELECT {PAYMENT_COLUMNS} FROM payments p WHERE TRUE"),
+        params: Vec::new(),
+    };
+    if let Some(agency) = &agency {
+        query.and("p.agency_code =", agency);
+    }
+    if let Some(status) = &status {
+        query.and(
+            "(CASE WHEN p.status = 'pending' AND p.expires_at <= now() THEN 'expired' ELSE p.status END) =",
+            status,
+        );
+    }
+    if let Some(obligation) = &obligation {
+        query.and("p.obligation =", obligation);
+    }
+    if let Some(reference) = &filter.reference {
+        query.and("p.reference =", reference);
+    }
+    if let Some(from) = &filter.created_from {
+        query.and("p.created_at >=", from);
+    }
+    if let Some(to) = &filter.created_to {
+        query.and("p.created_at <", to);
+    }
+    if let Some(seq) = &filter.before_seq {
+        query.and("p.seq <", seq);
+    }
+    query.params.push(&fetch);
+    query.sql.push_str(&format!(
+        " ORDER BY p.seq DESC LIMIT ${}",
+        query.params.len()
+    ));
+    let client = pool.get().await?;
+    let rows = client.query(&query.sql, &query.params).await?;
+    Ok(rows.iter().map(Payment::from_row).collect())
+}
+
+/// Cancels a pending order; a cancelled one answers the same again; anything else is
+/// 409 `not_cancellable`. The order row is locked while this is decided, so a concurrent
+/// payment or expiry waits (or, for the sweep, skips it).
+pub async fn cancel(
+    pool: &Pool,
+    id: &str,
+    agency: Option<&AgencyCode>,
+) -> Result<Payment, ApiError> {
+    let mut client = pool.get().await?;
+    let transaction = client.transaction().await?;
+    let row = transaction
+        .query_opt(
+            &format!(
+                "SELECT {PAYMENT_COLUMNS} FROM payments p
+                 WHERE p.id = $1 AND ($2::text IS NULL OR p.agency_code = $2) FOR UPDATE"
+            ),
+            &[&id, &agency.map(AgencyCode::as_str)],
+        )
+        .await?
+        .ok_or_else(|| payment_not_found(id))?;
+    let payment = Payment::from_row(&row);
+    match payment.status {
+        PaymentStatus::Cancelled => Ok(payment),
+        PaymentStatus::Pending => {
+            let row = transaction
+                .query_one(
+                    &format!(
+                        "UPDATE payments p SET status = 'cancelled', closed_at = now()
+                         WHERE p.id = $1 RETURNING {PAYMENT_COLUMNS}"
+                    ),
+                    &[&id],
+                )
+                .await?;
+            let cancelled = Payment::from_row(&row);
+            outbox::record(&transaction, &cancelled, EventType::Cancelled).await?;
+            transaction.commit().await?;
+            tracing::info!(payment_id = %id, "payment order cancelled");
+            Ok(cancelled)
+        }
+        PaymentStatus::Paid | PaymentStatus::Expired => Err(ApiError::conflict(
+            "not_cancellable",
+            format!(
+                "the order is {} and can no longer be cancelled",
+                payment.status.as_str()
+            ),
+        )),
+    }
+}
+
+/// Expires one batch of overdue pending orders, with their events, in one transaction.
+/// `SKIP LOCKED` lets several replicas sweep at once without waiting on each other or on an
+/// order whose payment or cancellation is being decided; returns how many it expired.
+pub async fn expire_due(pool: &Pool) -> Result<usize, ApiError> {
+    let mut client = pool.get().await?;
+    let transaction = client.transaction().await?;
+    let rows = transaction
+        .query(
+            &format!(
+                "WITH due AS (
+                     SELECT id FROM payments
+                     WHERE status = 'pending' AND expires_at <= now()
+                     ORDER BY expires_at LIMIT $1
+                     FOR UPDATE SKIP LOCKED)
+                 UPDATE payments p SET status = 'expired', closed_at = now()
+                 FROM due WHERE p.id = due.id
+                 RETURNING {PAYMENT_COLUMNS}"
+            ),
+            &[&EXPIRY_BATCH_ROWS],
+        )
+        .await?;
+    for row in &rows {
+        outbox::record(&transaction, &Payment::from_row(row), EventType::Expired).await?;
+    }
+    transaction.commit().await?;
+    Ok(rows.len())
+}

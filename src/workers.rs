@@ -1,0 +1,81 @@
+//! Background work of `serve`: the expiry sweep and the idempotency-key purge.
+//!
+//! Each loop takes its work in bounded batches, one transaction each, and claims rows with
+//! `FOR UPDATE SKIP LOCKED` where replicas could collide, so any number of replicas may run
+//! them at once. A failed round is logged and retried at the next tick.
+
+use std::time::Duration;
+
+use deadpool_postgres::Pool;
+use tokio::task::JoinHandle;
+
+use crate::config::Config;
+use crate::payments::{idempotency, store};
+
+/// Idempotency keys are purged this often; they are kept at least 24 hours anyway.
+const PURGE_INTERVAL_S: u64 = 3_600;
+
+/// The running background loops; dropping this does not stop them, [`Workers::stop`] does.
+pub struct Workers {
+    handles: Vec<JoinHandle<()>>,
+}
+
+impl Workers {
+    /// Starts every loop on the current tokio runtime.
+    pub fn spawn(pool: &Pool, config: &Config) -> Workers {
+        let expiry = tokio::spawn(expiry_loop(
+            pool.clone(),
+            Duration::from_millis(config.expiry_interval_ms),
+        ));
+        let purge = tokio::spawn(purge_loop(pool.clone()));
+        Workers {
+            handles: vec![expiry, purge],
+        }
+    }
+
+    /// Stops the loops. A loop stopped inside a transaction leaves it uncommitted, and
+    /// PostgreSQL rolls it back: nothing is half done.
+    pub fn stop(self) {
+        for handle in self.handles {
+            handle.abort();
+        }
+    }
+}
+
+async fn expiry_loop(pool: Pool, interval: Duration) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        // Drain every due batch, so a backlog clears within one tick.
+        loop {
+            match store::expire_due(&pool).await {
+                Ok(expired) => {
+                    if expired > 0 {
+                        tracing::info!(expired, "expired overdue payment orders");
+                    }
+                    if (expired as i64) < store::EXPIRY_BATCH_ROWS {
+                        break;
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "expiry sweep failed; retrying at the next tick");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+async fn purge_loop(pool: Pool) {
+    let mut ticker = tokio::time::interval(Duration::from_secs(PURGE_INTERVAL_S));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        match idempotency::purge_expired(&pool).await {
+            Ok(0) => {}
+            Ok(purged) => tracing::info!(purged, "purged old idempotency keys"),
+            Err(err) => tracing::warn!(error = %err, "idempotency purge failed"),
+        }
+    }
+}
