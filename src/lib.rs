@@ -6,11 +6,13 @@
 
 pub mod admin;
 pub mod auth;
+pub mod banks;
 pub mod cli;
 pub mod codes;
 pub mod config;
 pub mod db;
 pub mod http;
+pub mod ledger;
 pub mod notifications;
 pub mod openapi;
 pub mod payments;

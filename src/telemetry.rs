@@ -45,6 +45,19 @@ pub struct RouteLabels {
     pub route: String,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CallbackLabels {
+    pub bank: String,
+    /// accepted, failed, duplicate, exception, conflict, not_found, amount_mismatch, invalid.
+    pub result: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    /// malformed, unknown_key, bad_mac, expired.
+    pub reason: &'static str,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn latency_histogram() -> Histogram {
@@ -57,6 +70,8 @@ pub struct Metrics {
     registry: Registry,
     pub http_requests: Family<HttpLabels, Counter>,
     pub http_latency: HistogramFamily<RouteLabels>,
+    pub callbacks: Family<CallbackLabels, Counter>,
+    pub signature_failures: Family<ReasonLabels, Counter>,
     pool_size: Gauge,
     pool_available: Gauge,
     pool_waiting: Gauge,
@@ -84,6 +99,18 @@ impl Metrics {
             "http_request_duration_seconds",
             "HTTP request latency by method and route",
             http_latency.clone(),
+        );
+        let callbacks = Family::<CallbackLabels, Counter>::default();
+        registry.register(
+            "bank_callbacks",
+            "Bank callbacks by bank and result",
+            callbacks.clone(),
+        );
+        let signature_failures = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "signature_failures",
+            "Rejected bank signatures by reason",
+            signature_failures.clone(),
         );
         let pool_size = Gauge::default();
         let pool_available = Gauge::default();
@@ -113,6 +140,8 @@ impl Metrics {
             registry,
             http_requests,
             http_latency,
+            callbacks,
+            signature_failures,
             pool_size,
             pool_available,
             pool_waiting,

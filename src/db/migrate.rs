@@ -18,6 +18,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0002_payments.sql",
         include_str!("../../migrations/0002_payments.sql"),
     ),
+    (
+        "0003_callbacks_ledger.sql",
+        include_str!("../../migrations/0003_callbacks_ledger.sql"),
+    ),
 ];
 
 /// An arbitrary constant that identifies paygate's migration lock among advisory locks.

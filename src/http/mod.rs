@@ -67,6 +67,8 @@ impl Application {
                 .configure(ops::configure)
                 .configure(crate::admin::configure)
                 .configure(crate::payments::configure)
+                .configure(crate::banks::configure)
+                .configure(crate::ledger::configure)
                 .default_service(web::to(not_found))
         })
         .workers(config.http_workers)

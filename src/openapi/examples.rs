@@ -37,6 +37,25 @@ pub struct CreatePaymentRequest {
     expires_at: Option<String>,
 }
 
+/// The body of a bank's payment callback.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)] // Documents the body; the handler validates the JSON field by field.
+pub struct CallbackRequest {
+    /// The bank's own transaction id, 1-64 characters, unique per bank.
+    bank_txn_id: String,
+    payment_id: String,
+    /// Positive whole VND as a string.
+    #[schema(pattern = "^[1-9][0-9]{0,14}$")]
+    amount: String,
+    /// Optional, default `VND`.
+    currency: Option<String>,
+    /// `succeeded` or `failed`.
+    status: String,
+    /// RFC 3339, required when succeeded; at most 5 minutes in the future.
+    paid_at: Option<String>,
+    failure_reason: Option<String>,
+}
+
 /// One page of payment orders.
 #[derive(Serialize, ToSchema)]
 pub struct PaymentPage {

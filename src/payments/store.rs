@@ -108,7 +108,7 @@ fn key_in_use(err: tokio_postgres::Error) -> ApiError {
 
 /// A pending order past its `expires_at` no longer holds its reference, whether or not the
 /// sweep has reached it: expire it now (with its event) so the new order may take it.
-async fn expire_overdue_holder(
+pub async fn expire_overdue_holder(
     client: &impl GenericClient,
     agency: &AgencyCode,
     reference: &str,

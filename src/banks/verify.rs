@@ -1,0 +1,101 @@
+//! Verifying a bank's signed request (contract section 6), over the raw body bytes and before
+//! anything is parsed: parse the header, find the path's bank and the key `kid` among that
+//! bank's live keys, check the MAC (constant time), then the timestamp.
+
+use actix_web::HttpRequest;
+use deadpool_postgres::Pool;
+use time::OffsetDateTime;
+
+use crate::codes::BankCode;
+use crate::http::error::ApiError;
+use crate::http::AppState;
+use crate::signature::{SignatureError, SignatureHeader, HEADER};
+use crate::telemetry::ReasonLabels;
+
+/// Returns the verified bank, or 401 `invalid_signature` / `signature_expired`.
+pub async fn verify(
+    state: &AppState,
+    bank_in_path: &str,
+    req: &HttpRequest,
+    body: &[u8],
+) -> Result<BankCode, ApiError> {
+    match check(
+        &state.pool,
+        bank_in_path,
+        req,
+        body,
+        state.config.signature_tolerance_s,
+    )
+    .await
+    {
+        Ok(bank) => Ok(bank),
+        Err(Rejected::Signature(err)) => {
+            state
+                .metrics
+                .signature_failures
+                .get_or_create(&ReasonLabels {
+                    reason: err.reason(),
+                })
+                .inc();
+            tracing::warn!(
+                bank = bank_in_path,
+                reason = err.reason(),
+                "bank signature rejected"
+            );
+            Err(ApiError::Signature(err))
+        }
+        Err(Rejected::Api(err)) => Err(err),
+    }
+}
+
+enum Rejected {
+    Signature(SignatureError),
+    Api(ApiError),
+}
+
+impl From<SignatureError> for Rejected {
+    fn from(err: SignatureError) -> Self {
+        Rejected::Signature(err)
+    }
+}
+
+async fn check(
+    pool: &Pool,
+    bank_in_path: &str,
+    req: &HttpRequest,
+    body: &[u8],
+    tolerance_s: u64,
+) -> Result<BankCode, Rejected> {
+    let mut values = req.headers().get_all(HEADER);
+    let value = values.next().ok_or(SignatureError::Malformed)?;
+    if values.next().is_some() {
+        return Err(SignatureError::Malformed.into());
+    }
+    let header = SignatureHeader::parse(value.to_str().map_err(|_| SignatureError::Malformed)?)?;
+    let bank = BankCode::parse(bank_in_path).map_err(|_| SignatureError::UnknownKey)?;
+    let secret = key_secret(pool, &bank, &header.kid)
+        .await
+        .map_err(Rejected::Api)?
+        .ok_or(SignatureError::UnknownKey)?;
+    header.verify(
+        secret.as_bytes(),
+        body,
+        OffsetDateTime::now_utc().unix_timestamp(),
+        tolerance_s,
+    )?;
+    Ok(bank)
+}
+
+async fn key_secret(pool: &Pool, bank: &BankCode, kid: &str) -> Result<Option<String>, ApiError> {
+    let client = pool.get().await?;
+    let statement = client
+        .prepare_cached(
+            "SELECT secret FROM bank_keys
+             WHERE bank_code = $1 AND key_id = $2 AND revoked_at IS NULL",
+        )
+        .await?;
+    Ok(client
+        .query_opt(&statement, &[&bank.as_str(), &kid])
+        .await?
+        .map(|row| row.get(0)))
+}
