@@ -36,6 +36,8 @@ pub struct Config {
     /// How often the expiry sweep runs. Overdue orders must be expired within 60 seconds;
     /// tests shorten it.
     pub expiry_interval_ms: u64,
+    /// How often the delivery worker looks for due events when it has nothing to do.
+    pub notify_poll_interval_ms: u64,
 }
 
 /// A configuration variable with a value that cannot be used.
@@ -58,6 +60,7 @@ impl Default for Config {
             notify_allow_private: false,
             http_workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             expiry_interval_ms: 5_000,
+            notify_poll_interval_ms: 1_000,
         }
     }
 }

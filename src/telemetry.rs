@@ -58,6 +58,12 @@ pub struct ReasonLabels {
     pub reason: &'static str,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    /// delivered, failed or dead.
+    pub outcome: &'static str,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn latency_histogram() -> Histogram {
@@ -72,6 +78,9 @@ pub struct Metrics {
     pub http_latency: HistogramFamily<RouteLabels>,
     pub callbacks: Family<CallbackLabels, Counter>,
     pub signature_failures: Family<ReasonLabels, Counter>,
+    pub notify_deliveries: Family<OutcomeLabels, Counter>,
+    pub notify_latency: Histogram,
+    pub notify_queue_depth: Gauge,
     pool_size: Gauge,
     pool_available: Gauge,
     pool_waiting: Gauge,
@@ -112,6 +121,24 @@ impl Metrics {
             "Rejected bank signatures by reason",
             signature_failures.clone(),
         );
+        let notify_deliveries = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "notify_deliveries",
+            "Notification delivery attempts by outcome (dead counts events given up)",
+            notify_deliveries.clone(),
+        );
+        let notify_latency = latency_histogram();
+        registry.register(
+            "notify_delivery_duration_seconds",
+            "Duration of notification delivery attempts",
+            notify_latency.clone(),
+        );
+        let notify_queue_depth = Gauge::default();
+        registry.register(
+            "notify_queue_depth",
+            "Events due for delivery now",
+            notify_queue_depth.clone(),
+        );
         let pool_size = Gauge::default();
         let pool_available = Gauge::default();
         let pool_waiting = Gauge::default();
@@ -142,6 +169,9 @@ impl Metrics {
             http_latency,
             callbacks,
             signature_failures,
+            notify_deliveries,
+            notify_latency,
+            notify_queue_depth,
             pool_size,
             pool_available,
             pool_waiting,

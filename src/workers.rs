@@ -1,16 +1,21 @@
-//! Background work of `serve`: the expiry sweep and the idempotency-key purge.
+//! Background work of `serve`: the expiry sweep, notification delivery and the
+//! idempotency-key purge.
 //!
 //! Each loop takes its work in bounded batches, one transaction each, and claims rows with
 //! `FOR UPDATE SKIP LOCKED` where replicas could collide, so any number of replicas may run
 //! them at once. A failed round is logged and retried at the next tick.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::Pool;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
+use crate::notifications::delivery::{Deliverer, DELIVERY_TIMEOUT_MS};
 use crate::payments::{idempotency, store};
+use crate::telemetry::Metrics;
 
 /// Idempotency keys are purged this often; they are kept at least 24 hours anyway.
 const PURGE_INTERVAL_S: u64 = 3_600;
@@ -18,26 +23,45 @@ const PURGE_INTERVAL_S: u64 = 3_600;
 /// The running background loops; dropping this does not stop them, [`Workers::stop`] does.
 pub struct Workers {
     handles: Vec<JoinHandle<()>>,
+    delivery: JoinHandle<()>,
+    shutdown: watch::Sender<bool>,
 }
 
 impl Workers {
     /// Starts every loop on the current tokio runtime.
-    pub fn spawn(pool: &Pool, config: &Config) -> Workers {
+    pub fn spawn(pool: &Pool, config: &Config, metrics: Arc<Metrics>) -> Workers {
+        let (shutdown, stopping) = watch::channel(false);
         let expiry = tokio::spawn(expiry_loop(
             pool.clone(),
             Duration::from_millis(config.expiry_interval_ms),
         ));
         let purge = tokio::spawn(purge_loop(pool.clone()));
+        let deliverer = Deliverer::new(pool.clone(), config, metrics);
+        let delivery = tokio::spawn(deliverer.run(
+            Duration::from_millis(config.notify_poll_interval_ms),
+            stopping,
+        ));
         Workers {
             handles: vec![expiry, purge],
+            delivery,
+            shutdown,
         }
     }
 
-    /// Stops the loops. A loop stopped inside a transaction leaves it uncommitted, and
-    /// PostgreSQL rolls it back: nothing is half done.
-    pub fn stop(self) {
+    /// Stops the loops. Deliveries in flight finish and are recorded (each takes at most
+    /// 10 s) and claimed events not yet sent are released to other replicas. The other loops
+    /// stop at once: one stopped inside a transaction leaves it uncommitted, and PostgreSQL
+    /// rolls it back, so nothing is half done.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
         for handle in self.handles {
             handle.abort();
+        }
+        let grace = Duration::from_millis(DELIVERY_TIMEOUT_MS * 2);
+        let delivery = self.delivery;
+        let abort = delivery.abort_handle();
+        if tokio::time::timeout(grace, delivery).await.is_err() {
+            abort.abort();
         }
     }
 }

@@ -166,6 +166,7 @@ pub fn test_config() -> Config {
         http_workers: 1,
         notify_allow_private: true,
         expiry_interval_ms: 200,
+        notify_poll_interval_ms: 100,
         ..Config::default()
     }
 }

@@ -22,6 +22,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0003_callbacks_ledger.sql",
         include_str!("../../migrations/0003_callbacks_ledger.sql"),
     ),
+    (
+        "0004_notifications.sql",
+        include_str!("../../migrations/0004_notifications.sql"),
+    ),
 ];
 
 /// An arbitrary constant that identifies paygate's migration lock among advisory locks.

@@ -49,11 +49,12 @@ pub struct Application {
 impl Application {
     pub fn build(config: Config, pool: Pool, listener: TcpListener) -> std::io::Result<Self> {
         let port = listener.local_addr()?.port();
-        let workers = crate::workers::Workers::spawn(&pool, &config);
+        let metrics = Arc::new(Metrics::new());
+        let workers = crate::workers::Workers::spawn(&pool, &config, metrics.clone());
         let openapi = crate::openapi::document();
         let state = web::Data::new(AppState {
             pool,
-            metrics: Arc::new(Metrics::new()),
+            metrics,
             openapi_json: crate::openapi::to_json(&openapi),
             docs_html: crate::openapi::docs_page::render(
                 &serde_json::to_value(&openapi).expect("the OpenAPI document serialises"),
@@ -69,6 +70,7 @@ impl Application {
                 .configure(crate::payments::configure)
                 .configure(crate::banks::configure)
                 .configure(crate::ledger::configure)
+                .configure(crate::notifications::configure)
                 .default_service(web::to(not_found))
         })
         .workers(config.http_workers)
@@ -97,7 +99,7 @@ impl Application {
     /// finish within [`SHUTDOWN_TIMEOUT_S`]) or until stopped through [`Application::handle`].
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let served = self.server.await;
-        self.workers.stop();
+        self.workers.stop().await;
         served
     }
 }

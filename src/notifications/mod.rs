@@ -1,4 +1,10 @@
 //! Notifications to agencies (contract section 7). Events are written to an outbox in the same
-//! transaction as the change they report; a worker delivers them.
+//! transaction as the change they report; a worker in `serve` delivers them, signed, at least
+//! once, with retries on the configured schedule.
 
+pub mod delivery;
+pub mod http;
 pub mod outbox;
+mod resolver;
+
+pub use http::configure;

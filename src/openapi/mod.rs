@@ -45,6 +45,8 @@ use crate::http::error::{FieldError, Problem};
         crate::ledger::http::balances,
         crate::ledger::http::verify,
         crate::ledger::http::list_exceptions,
+        crate::notifications::http::list_events,
+        crate::notifications::http::redeliver,
     ),
     components(schemas(Problem, FieldError)),
     modifiers(&CommonResponses),
@@ -53,6 +55,7 @@ use crate::http::error::{FieldError, Problem};
         (name = "payments", description = "Payment orders (role `agency`; admins and auditors read all)."),
         (name = "banks", description = "Signed requests from banks: inquiry and payment callbacks."),
         (name = "ledger", description = "The double-entry ledger and exceptions (roles `auditor`, `admin`)."),
+        (name = "events", description = "Notifications to agencies: read and redeliver."),
         (name = "administration", description = "Agencies, banks and keys (role `admin`)."),
         (name = "operations", description = "Health, readiness, metrics and this document; no key needed."),
     )

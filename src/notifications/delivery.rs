@@ -1,0 +1,363 @@
+//! The delivery worker: claims due events with a lease, POSTs them, records each attempt.
+//!
+//! A claim is `FOR UPDATE SKIP LOCKED` plus a lease (`locked_until`) committed at once, so
+//! replicas never claim the same event together, and an event claimed by a replica that died
+//! goes to the others once its lease has passed. An outcome is recorded only while the lease
+//! still holds (`locked_until` is the lease's token). Delivery is at least once: a crash between
+//! the POST and the recording repeats that attempt later.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use deadpool_postgres::Pool;
+use futures_util::StreamExt;
+use serde_json::Value;
+use time::OffsetDateTime;
+use tokio::sync::watch;
+
+use super::resolver::GuardedResolver;
+use crate::admin::notify_url;
+use crate::config::Config;
+use crate::http::error::ApiError;
+use crate::telemetry::{Metrics, OutcomeLabels};
+
+/// Events claimed per round.
+pub const CLAIM_BATCH_ROWS: i64 = 50;
+/// Deliveries in flight at once per replica.
+pub const MAX_CONCURRENT_DELIVERIES: usize = 16;
+/// A claim outlives the slowest attempt (10 s) with a wide margin.
+pub const LEASE_S: f64 = 60.0;
+/// The whole attempt, answer included (contract section 7).
+pub const DELIVERY_TIMEOUT_MS: u64 = 10_000;
+pub const CONNECT_TIMEOUT_MS: u64 = 5_000;
+/// Only this much of an agency's answer is read; the rest is dropped with the connection.
+pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+/// Error texts are cut to this length before they are stored.
+const MAX_ERROR_CHARS: usize = 500;
+
+/// A claimed event, ready to send.
+#[derive(Debug)]
+struct Claimed {
+    id: String,
+    event_type: String,
+    created_at: OffsetDateTime,
+    payment: Value,
+    agency: String,
+    notify_url: String,
+    notify_secret: String,
+    schedule_attempts: i32,
+    lease: OffsetDateTime,
+}
+
+pub struct Deliverer {
+    pool: Pool,
+    http: reqwest::Client,
+    backoff_s: Vec<u64>,
+    allow_private: bool,
+    metrics: Arc<Metrics>,
+}
+
+/// How one attempt ended.
+struct Outcome {
+    started_at: OffsetDateTime,
+    duration: Duration,
+    http_status: Option<u16>,
+    error: Option<String>,
+}
+
+impl Deliverer {
+    pub fn new(pool: Pool, config: &Config, metrics: Arc<Metrics>) -> Deliverer {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_millis(CONNECT_TIMEOUT_MS))
+            .timeout(Duration::from_millis(DELIVERY_TIMEOUT_MS))
+            .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(Arc::new(GuardedResolver {
+                allow_private: config.notify_allow_private,
+            }))
+            .user_agent(concat!("paygate/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("the notification HTTP client builds");
+        Deliverer {
+            pool,
+            http,
+            backoff_s: config.notify_backoff_s.clone(),
+            allow_private: config.notify_allow_private,
+            metrics,
+        }
+    }
+
+    /// Delivers until `shutdown` turns true; deliveries in flight then finish and are
+    /// recorded, and claimed events not yet started are released for other replicas.
+    pub async fn run(self, interval: Duration, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            if let Err(err) = self.drain(&shutdown).await {
+                tracing::warn!(error = %err, "notification delivery round failed");
+            }
+            self.update_queue_depth().await;
+            tokio::select! {
+                _ = shutdown.changed() => {}
+                _ = tokio::time::sleep(interval) => {}
+            }
+        }
+    }
+
+    async fn drain(&self, shutdown: &watch::Receiver<bool>) -> Result<(), ApiError> {
+        loop {
+            let claimed = self.claim().await?;
+            let full = claimed.len() as i64 == CLAIM_BATCH_ROWS;
+            futures_util::stream::iter(claimed)
+                .map(|event| async move {
+                    if *shutdown.borrow() {
+                        self.release(&event).await;
+                    } else {
+                        self.deliver(event).await;
+                    }
+                })
+                .buffer_unordered(MAX_CONCURRENT_DELIVERIES)
+                .collect::<Vec<()>>()
+                .await;
+            if !full || *shutdown.borrow() {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn claim(&self) -> Result<Vec<Claimed>, ApiError> {
+        let client = self.pool.get().await?;
+        let statement = client
+            .prepare_cached(
+                "UPDATE events e SET locked_until = now() + make_interval(secs => $2)
+                 FROM (SELECT d.id FROM events d JOIN agencies da ON da.code = d.agency_code
+                       WHERE d.status = 'pending' AND d.next_attempt_at <= now()
+                         AND (d.locked_until IS NULL OR d.locked_until < now())
+                         AND da.notify_url IS NOT NULL
+                       ORDER BY d.next_attempt_at LIMIT $1
+                       FOR UPDATE OF d SKIP LOCKED) due,
+                      agencies a
+                 WHERE e.id = due.id AND a.code = e.agency_code
+                 RETURNING e.id, e.type, e.created_at, e.payment, e.agency_code, a.notify_url,
+                           a.notify_secret, e.schedule_attempts, e.locked_until",
+            )
+            .await?;
+        let rows = client
+            .query(&statement, &[&CLAIM_BATCH_ROWS, &LEASE_S])
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|row| Claimed {
+                id: row.get(0),
+                event_type: row.get(1),
+                created_at: row.get(2),
+                payment: row.get(3),
+                agency: row.get(4),
+                notify_url: row.get(5),
+                notify_secret: row.get(6),
+                schedule_attempts: row.get(7),
+                lease: row.get(8),
+            })
+            .collect())
+    }
+
+    async fn release(&self, event: &Claimed) {
+        let released = async {
+            let client = self.pool.get().await?;
+            client
+                .execute(
+                    "UPDATE events SET locked_until = NULL WHERE id = $1 AND locked_until = $2",
+                    &[&event.id, &event.lease],
+                )
+                .await?;
+            Ok::<_, ApiError>(())
+        };
+        if let Err(err) = released.await {
+            tracing::warn!(event_id = %event.id, error = %err, "could not release a claimed event");
+        }
+    }
+
+    async fn deliver(&self, event: Claimed) {
+        let outcome = self.attempt(&event).await;
+        let delivered = outcome.error.is_none();
+        self.metrics
+            .notify_deliveries
+            .get_or_create(&OutcomeLabels {
+                outcome: if delivered { "delivered" } else { "failed" },
+            })
+            .inc();
+        self.metrics
+            .notify_latency
+            .observe(outcome.duration.as_secs_f64());
+        match self.record(&event, &outcome).await {
+            Ok(dead) => {
+                if dead {
+                    self.metrics
+                        .notify_deliveries
+                        .get_or_create(&OutcomeLabels { outcome: "dead" })
+                        .inc();
+                    tracing::warn!(event_id = %event.id, agency = %event.agency, "event is dead after its last attempt");
+                }
+            }
+            Err(err) => {
+                tracing::warn!(event_id = %event.id, error = %err, "could not record a delivery attempt")
+            }
+        }
+    }
+
+    async fn attempt(&self, event: &Claimed) -> Outcome {
+        let started_at = OffsetDateTime::now_utc();
+        let started = Instant::now();
+        let result = self.send(event).await;
+        let (http_status, error) = match result {
+            Ok(status) if (200..300).contains(&status) => (Some(status), None),
+            Ok(status) => (Some(status), Some(format!("answered HTTP {status}"))),
+            Err(error) => (None, Some(error)),
+        };
+        Outcome {
+            started_at,
+            duration: started.elapsed(),
+            http_status,
+            error,
+        }
+    }
+
+    async fn send(&self, event: &Claimed) -> Result<u16, String> {
+        let url = url::Url::parse(&event.notify_url)
+            .map_err(|err| format!("invalid notify_url: {err}"))?;
+        // The resolver guards names; an address written in the URL is checked here.
+        let literal = match url.host() {
+            Some(url::Host::Ipv4(ip)) => Some(std::net::IpAddr::V4(ip)),
+            Some(url::Host::Ipv6(ip)) => Some(std::net::IpAddr::V6(ip)),
+            _ => None,
+        };
+        if let Some(ip) = literal {
+            notify_url::classify(ip, self.allow_private)
+                .map_err(|reason| format!("address refused: {reason}"))?;
+        }
+        let body = serde_json::to_vec(&serde_json::json!({
+            "id": event.id,
+            "type": event.event_type,
+            "created_at": crate::timefmt::format_utc(event.created_at),
+            "payment": event.payment,
+        }))
+        .map_err(|err| err.to_string())?;
+        let signature = crate::signature::sign(
+            event.notify_secret.as_bytes(),
+            &event.agency,
+            OffsetDateTime::now_utc().unix_timestamp(),
+            &body,
+        );
+        let mut response = self
+            .http
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header("Paygate-Event-Id", &event.id)
+            .header(crate::signature::HEADER, signature)
+            .body(body)
+            .send()
+            .await
+            .map_err(describe)?;
+        let status = response.status().as_u16();
+        // Read (a bounded part of) the answer so that the connection can be reused; a 2xx is
+        // an acknowledgement whatever it says.
+        let mut read = 0;
+        while read < MAX_RESPONSE_BYTES {
+            match response.chunk().await {
+                Ok(Some(chunk)) => read += chunk.len(),
+                Ok(None) => break,
+                Err(err) => return Err(describe(err)),
+            }
+        }
+        Ok(status)
+    }
+
+    /// Records an attempt; true when the event is now dead.
+    async fn record(&self, event: &Claimed, outcome: &Outcome) -> Result<bool, ApiError> {
+        let attempts_in_schedule = event.schedule_attempts as usize + 1;
+        let (status, next_delay_s) = match &outcome.error {
+            None => ("delivered", 0),
+            Some(_) => match self.backoff_s.get(attempts_in_schedule - 1) {
+                Some(delay) => ("pending", *delay as i64),
+                None => ("dead", 0),
+            },
+        };
+        let error = outcome
+            .error
+            .as_ref()
+            .map(|e| e.chars().take(MAX_ERROR_CHARS).collect::<String>());
+        let duration_ms = outcome.duration.as_millis().min(i32::MAX as u128) as i32;
+        let mut client = self.pool.get().await?;
+        let transaction = client.transaction().await?;
+        let updated = transaction
+            .execute(
+                "UPDATE events SET
+                     status = $3,
+                     attempts = attempts + 1,
+                     schedule_attempts = schedule_attempts + 1,
+                     last_error = $4,
+                     delivered_at = CASE WHEN $3 = 'delivered' THEN now() END,
+                     next_attempt_at = CASE WHEN $3 = 'pending'
+                         THEN now() + make_interval(secs => $5::bigint::double precision)
+                         ELSE next_attempt_at END,
+                     locked_until = NULL
+                 WHERE id = $1 AND locked_until = $2",
+                &[&event.id, &event.lease, &status, &error, &next_delay_s],
+            )
+            .await?;
+        transaction
+            .execute(
+                "INSERT INTO event_attempts (event_id, started_at, duration_ms, http_status, error)
+                 VALUES ($1, $2, $3, $4, $5)",
+                &[
+                    &event.id,
+                    &outcome.started_at,
+                    &duration_ms,
+                    &outcome.http_status.map(|s| s as i16),
+                    &error,
+                ],
+            )
+            .await?;
+        transaction.commit().await?;
+        if updated == 0 {
+            tracing::warn!(event_id = %event.id, "the event's lease ran out before its attempt was recorded");
+        }
+        Ok(updated == 1 && status == "dead")
+    }
+
+    async fn update_queue_depth(&self) {
+        let depth = async {
+            let client = self.pool.get().await?;
+            let row = client
+                .query_one(
+                    "SELECT count(*) FROM events WHERE status = 'pending' AND next_attempt_at <= now()",
+                    &[],
+                )
+                .await?;
+            Ok::<i64, ApiError>(row.get(0))
+        };
+        if let Ok(depth) = depth.await {
+            self.metrics.notify_queue_depth.set(depth);
+        }
+    }
+}
+
+/// A short, stable description of a failed request.
+fn describe(err: reqwest::Error) -> String {
+    let kind = if err.is_timeout() {
+        "timed out"
+    } else if err.is_connect() {
+        "could not connect"
+    } else if err.is_redirect() {
+        "redirect refused"
+    } else {
+        "request failed"
+    };
+    let mut detail = String::new();
+    let mut source: Option<&dyn std::error::Error> = Some(&err);
+    while let Some(cause) = source {
+        detail = cause.to_string();
+        source = cause.source();
+    }
+    format!("{kind}: {detail}")
+}
