@@ -13,7 +13,8 @@ CREATE TABLE payments (
     description     text NOT NULL CHECK (char_length(description) BETWEEN 1 AND 255),
     payer_name      text NOT NULL CHECK (char_length(payer_name) BETWEEN 1 AND 128),
     payer_id_number text CHECK (char_length(payer_id_number) BETWEEN 1 AND 64),
-    details         jsonb NOT NULL CHECK (jsonb_typeof(details) = 'object'),
+    -- json, not jsonb: answers keep the fields in the order they were written.
+    details         json NOT NULL CHECK (json_typeof(details) = 'object'),
     status          text NOT NULL CHECK (status IN ('pending', 'paid', 'expired', 'cancelled')),
     created_at      timestamptz NOT NULL DEFAULT now(),
     expires_at      timestamptz NOT NULL,
@@ -44,7 +45,8 @@ CREATE TABLE idempotency_keys (
     request_sha256  bytea NOT NULL CHECK (octet_length(request_sha256) = 32),
     payment_id      text REFERENCES payments (id),
     response_status smallint,
-    response_body   jsonb,
+    -- The exact bytes of the first answer, replayed byte for byte.
+    response_body   text,
     created_at      timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (agency_code, key)
 );
@@ -58,7 +60,7 @@ CREATE TABLE events (
     payment_id      text NOT NULL REFERENCES payments (id),
     type            text NOT NULL CHECK (type IN ('payment.paid', 'payment.expired', 'payment.cancelled')),
     -- The payment object as it was when the event happened.
-    payment         jsonb NOT NULL,
+    payment         json NOT NULL,
     created_at      timestamptz NOT NULL DEFAULT now(),
     status          text NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'delivered', 'dead')),
     attempts        integer NOT NULL DEFAULT 0 CHECK (attempts >= 0),

@@ -75,15 +75,28 @@ pub async fn create_payment(
         .clone()
         .ok_or_else(|| ApiError::internal(anyhow::anyhow!("an agency key without an agency")))?;
     let key = IdempotencyKey::from_request(&req)?;
-    let order = NewPayment::parse(agency, &body, OffsetDateTime::now_utc())?;
-    let fingerprint = idempotency::request_fingerprint(&Value::Object(body));
-    match store::create(&state.pool, &key, &fingerprint, order).await? {
-        Created::New(payment) => Ok(HttpResponse::Created().json(payment)),
+    let body = Value::Object(body);
+    let fingerprint = idempotency::request_fingerprint(&body);
+    let created = match store::stored_answer(&state.pool, &agency, &key, &fingerprint).await? {
+        Some(replayed) => replayed,
+        None => {
+            let Value::Object(body) = &body else {
+                unreachable!("the body was read as an object");
+            };
+            let order = NewPayment::parse(agency, body, OffsetDateTime::now_utc())?;
+            store::create(&state.pool, &key, &fingerprint, order).await?
+        }
+    };
+    match created {
+        Created::New { body, .. } => Ok(HttpResponse::Created()
+            .content_type("application/json")
+            .body(body)),
         Created::Replayed { status, body } => {
             let status = StatusCode::from_u16(status).map_err(ApiError::internal)?;
             Ok(HttpResponse::build(status)
+                .content_type("application/json")
                 .insert_header(("Idempotent-Replayed", "true"))
-                .json(body))
+                .body(body))
         }
     }
 }

@@ -2,7 +2,6 @@
 //! event into the outbox.
 
 use deadpool_postgres::{GenericClient, Pool};
-use serde_json::Value;
 use time::OffsetDateTime;
 use tokio_postgres::types::ToSql;
 
@@ -22,13 +21,59 @@ pub const EXPIRY_BATCH_ROWS: i64 = 500;
 /// What creating an order answered.
 pub enum Created {
     /// A new order (201).
-    New(Box<Payment>),
-    /// The stored answer of an earlier request with the same key and body.
-    Replayed { status: u16, body: Value },
+    New {
+        payment: Box<Payment>,
+        /// The answer's exact bytes, as stored for replays.
+        body: String,
+    },
+    /// The stored answer of an earlier request with the same key and body: its status and
+    /// its exact bytes.
+    Replayed { status: u16, body: String },
 }
 
 pub fn payment_not_found(id: &str) -> ApiError {
     ApiError::not_found("payment_not_found", format!("no payment {id}"))
+}
+
+/// The stored answer for `key`, if a request with it completed: replayed when the body is the
+/// same, 422 `idempotency_key_reused` when it differs. Looked up before the body's rules are
+/// checked, so that a retry is answered as the first request was even when a rule that depends
+/// on the time (`expires_at` in the future) would now refuse the body.
+pub async fn stored_answer(
+    pool: &Pool,
+    agency: &AgencyCode,
+    key: &IdempotencyKey,
+    fingerprint: &[u8],
+) -> Result<Option<Created>, ApiError> {
+    let client = pool.get().await?;
+    let statement = client
+        .prepare_cached(
+            "SELECT request_sha256, response_status, response_body FROM idempotency_keys
+             WHERE agency_code = $1 AND key = $2",
+        )
+        .await?;
+    match client
+        .query_opt(&statement, &[&agency.as_str(), &key.as_str()])
+        .await?
+    {
+        Some(row) => replay(&row, fingerprint).map(Some),
+        None => Ok(None),
+    }
+}
+
+fn replay(row: &tokio_postgres::Row, fingerprint: &[u8]) -> Result<Created, ApiError> {
+    let stored: Vec<u8> = row.get(0);
+    if stored != fingerprint {
+        return Err(ApiError::Unprocessable {
+            code: "idempotency_key_reused",
+            detail: "this Idempotency-Key was used with a different body".to_owned(),
+        });
+    }
+    let status: i16 = row.get(1);
+    Ok(Created::Replayed {
+        status: status as u16,
+        body: row.get(2),
+    })
 }
 
 /// Creates an order exactly once per agency and `Idempotency-Key`.
@@ -64,22 +109,11 @@ pub async fn create(
             .ok_or_else(|| {
                 ApiError::conflict("idempotency_key_in_use", "the key was just released; retry")
             })?;
-        let stored: Vec<u8> = row.get(0);
-        if stored != fingerprint {
-            return Err(ApiError::Unprocessable {
-                code: "idempotency_key_reused",
-                detail: "this Idempotency-Key was used with a different body".to_owned(),
-            });
-        }
-        let status: i16 = row.get(1);
-        return Ok(Created::Replayed {
-            status: status as u16,
-            body: row.get(2),
-        });
+        return replay(&row, fingerprint);
     }
     expire_overdue_holder(&transaction, &order.agency, &order.reference).await?;
     let payment = insert(&transaction, &order).await?;
-    let body = payment.to_json();
+    let body = serde_json::to_string(&payment).map_err(ApiError::internal)?;
     transaction
         .execute(
             "UPDATE idempotency_keys SET payment_id = $3, response_status = 201, response_body = $4
@@ -89,7 +123,10 @@ pub async fn create(
         .await?;
     transaction.commit().await?;
     tracing::info!(payment_id = %payment.id, agency = %payment.agency, "payment order created");
-    Ok(Created::New(Box::new(payment)))
+    Ok(Created::New {
+        payment: Box::new(payment),
+        body,
+    })
 }
 
 fn key_in_use(err: tokio_postgres::Error) -> ApiError {
@@ -160,6 +197,11 @@ async fn insert(client: &impl GenericClient, order: &NewPayment) -> Result<Payme
     match result {
         Ok(row) => Ok(Payment::from_row(&row)),
         Err(err) => Err(match violated_constraint(&err) {
+            // The database's clock decides creation time; an `expires_at` that was ahead of
+            // ours by a hair may not be ahead of it.
+            Some("payments_expiry_after_creation") => {
+                ApiError::invalid("expires_at", "must lie in the future")
+            }
             Some("payments_active_reference") => ApiError::conflict(
                 "duplicate_reference",
                 format!(

@@ -5,3 +5,4 @@ mod auth;
 mod bodies;
 mod migrations;
 mod ops;
+mod payments;
