@@ -7,8 +7,9 @@ CREATE TABLE reconciliation_runs (
     date            date NOT NULL,
     created_at      timestamptz NOT NULL DEFAULT now(),
     statement_lines integer NOT NULL CHECK (statement_lines >= 0),
-    summary         jsonb NOT NULL,
-    by_obligation   jsonb NOT NULL
+    -- json, not jsonb: the outcomes keep the contract's order.
+    summary         json NOT NULL,
+    by_obligation   json NOT NULL
 );
 CREATE INDEX reconciliation_runs_bank_date ON reconciliation_runs (bank_code, date, seq DESC);
 

@@ -49,6 +49,25 @@ enum Command {
         #[arg(long)]
         timestamp: Option<i64>,
     },
+    /// Reconcile a bank's daily statement (the same engine as POST /v1/reconciliations); prints
+    /// the run as JSON.
+    Reconcile {
+        /// The bank's code, e.g. VCB.
+        #[arg(long)]
+        bank: String,
+        /// The business day (Vietnam time), YYYY-MM-DD.
+        #[arg(long)]
+        date: String,
+        /// The statement CSV file.
+        #[arg(long)]
+        statement: std::path::PathBuf,
+        /// Also write the run's items (the report) to this file.
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+        /// Format of --out.
+        #[arg(long, value_enum, default_value = "csv")]
+        format: ReportFormat,
+    },
     /// Print the OpenAPI document (regenerate the checked-in copy with
     /// `cargo run -- openapi > openapi/openapi.json`).
     Openapi,
@@ -61,6 +80,12 @@ enum AdminCommand {
         #[arg(long, value_enum)]
         role: KeyRole,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ReportFormat {
+    Json,
+    Csv,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -96,6 +121,18 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Admin {
             command: AdminCommand::CreateKey { role },
         } => with_database(&config, |db| create_key(db, role)).await,
+        Command::Reconcile {
+            bank,
+            date,
+            statement,
+            out,
+            format,
+        } => {
+            with_database(&config, |db| {
+                reconcile(db, &bank, &date, statement, out, format)
+            })
+            .await
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -170,6 +207,55 @@ async fn serve(
         .run_until_stopped()
         .await?;
     tracing::info!("paygate stopped");
+    Ok(())
+}
+
+async fn reconcile(
+    settings: tokio_postgres::Config,
+    bank: &str,
+    date: &str,
+    statement: std::path::PathBuf,
+    out: Option<std::path::PathBuf>,
+    format: ReportFormat,
+) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+
+    let bank =
+        crate::codes::BankCode::parse(bank).map_err(|err| anyhow::anyhow!("--bank {err}"))?;
+    let date =
+        crate::reconciliation::parse_date(date).map_err(|err| anyhow::anyhow!("--date {err}"))?;
+    let file = std::fs::File::open(&statement)
+        .map_err(|err| anyhow::anyhow!("cannot open {}: {err}", statement.display()))?;
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let pool = migrate_pool(&settings).await?;
+    pool.resize(db::POOL_MAX_SIZE);
+    // A progress bar only for a person watching; logs and pipes get none.
+    let progress: Option<crate::reconciliation::engine::Progress> =
+        if std::io::stderr().is_terminal() {
+            let bar = indicatif::ProgressBar::new(size).with_style(
+                indicatif::ProgressStyle::with_template(
+                    "{bar:40} {bytes}/{total_bytes} {elapsed} {msg}",
+                )
+                .expect("a valid progress template"),
+            );
+            bar.set_message("reading the statement");
+            Some(Box::new(move |read| bar.set_position(read)))
+        } else {
+            None
+        };
+    let run = crate::reconciliation::engine::run(&pool, &bank, date, Box::new(file), progress)
+        .await
+        .map_err(|err| anyhow::anyhow!("{err}"))?;
+    if let Some(out) = out {
+        crate::reconciliation::items::write_report(
+            &pool,
+            &run.id,
+            &out,
+            format == ReportFormat::Json,
+        )
+        .await?;
+    }
+    println!("{}", serde_json::to_string_pretty(&run)?);
     Ok(())
 }
 

@@ -16,6 +16,7 @@ pub mod ledger;
 pub mod notifications;
 pub mod openapi;
 pub mod payments;
+pub mod reconciliation;
 pub mod signature;
 pub mod telemetry;
 pub mod timefmt;

@@ -26,6 +26,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0004_notifications.sql",
         include_str!("../../migrations/0004_notifications.sql"),
     ),
+    (
+        "0005_reconciliation.sql",
+        include_str!("../../migrations/0005_reconciliation.sql"),
+    ),
 ];
 
 /// An arbitrary constant that identifies paygate's migration lock among advisory locks.

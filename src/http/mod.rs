@@ -71,6 +71,7 @@ impl Application {
                 .configure(crate::banks::configure)
                 .configure(crate::ledger::configure)
                 .configure(crate::notifications::configure)
+                .configure(crate::reconciliation::configure)
                 .default_service(web::to(not_found))
         })
         .workers(config.http_workers)

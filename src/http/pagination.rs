@@ -18,8 +18,9 @@ pub const MAX_LIMIT: i64 = 500;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PageRequest {
     pub limit: i64,
-    /// Only items older than this position.
-    pub before: Option<i64>,
+    /// The position of the last item of the previous page: lists that walk newest first
+    /// continue below it, lists in file order (reconciliation items) above it.
+    pub cursor: Option<i64>,
 }
 
 impl PageRequest {
@@ -38,14 +39,14 @@ impl PageRequest {
                 }
             },
         };
-        let before = query.get("cursor").and_then(|cursor| {
+        let cursor = query.get("cursor").and_then(|cursor| {
             let position = decode_cursor(cursor);
             if position.is_none() {
                 v.error("cursor", "is not a cursor this service issued");
             }
             position
         });
-        PageRequest { limit, before }
+        PageRequest { limit, cursor }
     }
 }
 
@@ -68,8 +69,8 @@ pub struct Page<T> {
 }
 
 impl<T> Page<T> {
-    /// Builds a page from up to `limit + 1` rows fetched newest first; the extra row only tells
-    /// that another page follows.
+    /// Builds a page from up to `limit + 1` rows fetched in the list's order; the extra row
+    /// only tells that another page follows.
     pub fn from_rows(mut rows: Vec<T>, limit: i64, position: impl Fn(&T) -> i64) -> Page<T> {
         let more = rows.len() as i64 > limit;
         rows.truncate(limit as usize);

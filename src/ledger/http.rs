@@ -190,7 +190,7 @@ pub async fn list_exceptions(
     let page = PageRequest::parse(&query, &mut v);
     let mut filter = exceptions::ListFilter {
         limit: page.limit,
-        before: page.before,
+        before: page.cursor,
         ..Default::default()
     };
     if let Some(bank) = query.get("bank") {

@@ -90,7 +90,7 @@ pub async fn list_events(
     let agency = event_scope(&principal);
     let payment_id = query.get("payment_id");
     let fetch = page.limit + 1;
-    let params: [&(dyn ToSql + Sync); 5] = [&agency, &payment_id, &status, &page.before, &fetch];
+    let params: [&(dyn ToSql + Sync); 5] = [&agency, &payment_id, &status, &page.cursor, &fetch];
     let client = state.pool.get().await?;
     let rows = client
         .query(

@@ -146,7 +146,7 @@ pub async fn list_payments(
     let page = PageRequest::parse(&query, &mut v);
     let mut filter = store::ListFilter {
         limit: page.limit,
-        before_seq: page.before,
+        before_seq: page.cursor,
         reference: query.get("reference").cloned(),
         ..Default::default()
     };

@@ -39,7 +39,10 @@ pub struct StatementLine {
 pub enum Line {
     Valid(StatementLine),
     /// A line that cannot be read: its number and why. The other lines still count.
-    Invalid { line: i32, reason: String },
+    Invalid {
+        line: i32,
+        reason: String,
+    },
 }
 
 struct Columns {
@@ -70,10 +73,7 @@ impl<R: Read> StatementReader<R> {
             .has_headers(true)
             .flexible(true)
             .from_reader(buffered);
-        let header = csv
-            .byte_headers()
-            .map_err(|err| read_error(err))?
-            .clone();
+        let header = csv.byte_headers().map_err(read_error)?.clone();
         if header.is_empty() || header.iter().all(|field| field.is_empty()) {
             return Err(StatementError::NoHeader);
         }
@@ -158,7 +158,9 @@ impl<R: Read> StatementReader<R> {
             .map_err(|message| format!("paid_at {message}"))?;
         let currency = match c.currency {
             Some(index) => match self.record.get(index).map(|bytes| {
-                std::str::from_utf8(bytes).expect("the record was checked to be UTF-8").trim()
+                std::str::from_utf8(bytes)
+                    .expect("the record was checked to be UTF-8")
+                    .trim()
             }) {
                 None | Some("") => "VND".to_owned(),
                 Some(currency) if currency.chars().count() <= 16 => currency.to_owned(),
@@ -204,7 +206,9 @@ mod tests {
     fn columns_are_found_by_name_with_a_bom_and_extra_columns() {
         let text = "\u{feff}note,paid_at,amount,payment_id,bank_txn_id\nxin chào,2026-11-22T16:30:00Z,150000,pay_1,FT1\n";
         let read = lines(text.as_bytes()).unwrap();
-        let Line::Valid(line) = &read[0] else { panic!("{read:?}") };
+        let Line::Valid(line) = &read[0] else {
+            panic!("{read:?}")
+        };
         assert_eq!(line.line, 2);
         assert_eq!(line.bank_txn_id, "FT1");
         assert_eq!(line.payment_id, "pay_1");
@@ -224,28 +228,41 @@ FT5,pay_5,7,2026-11-22T01:00:00+07:00,USD\n";
         let read = lines(text).unwrap();
         assert_eq!(read.len(), 5, "the blank line is skipped: {read:?}");
         assert!(matches!(read[0], Line::Valid(_)));
-        assert!(matches!(&read[1], Line::Invalid { line: 3, reason } if reason.starts_with("amount")));
+        assert!(
+            matches!(&read[1], Line::Invalid { line: 3, reason } if reason.starts_with("amount"))
+        );
         assert!(matches!(&read[2], Line::Invalid { line: 5, .. }));
-        assert!(matches!(&read[3], Line::Invalid { line: 6, reason } if reason.starts_with("paid_at")));
-        let Line::Valid(last) = &read[4] else { panic!() };
+        assert!(
+            matches!(&read[3], Line::Invalid { line: 6, reason } if reason.starts_with("paid_at"))
+        );
+        let Line::Valid(last) = &read[4] else {
+            panic!()
+        };
         assert_eq!(last.currency, "USD");
     }
 
     #[test]
     fn a_file_without_required_columns_or_header_is_refused() {
         let err = lines(b"bank_txn_id,amount\nFT1,5\n").unwrap_err();
-        assert_eq!(err.to_string(), "the statement's header lacks the required column(s): payment_id, paid_at");
+        assert_eq!(
+            err.to_string(),
+            "the statement's header lacks the required column(s): payment_id, paid_at"
+        );
         assert!(matches!(lines(b"").unwrap_err(), StatementError::NoHeader));
     }
 
     #[test]
     fn a_file_that_is_not_utf8_is_refused() {
-        let err = lines(b"bank_txn_id,payment_id,amount,paid_at\nFT1,pay_\xff,5,2026-11-22T01:00:00Z\n").unwrap_err();
+        let err =
+            lines(b"bank_txn_id,payment_id,amount,paid_at\nFT1,pay_\xff,5,2026-11-22T01:00:00Z\n")
+                .unwrap_err();
         assert!(matches!(err, StatementError::NotUtf8(2)), "{err:?}");
     }
 
     #[test]
     fn a_header_alone_is_an_empty_statement() {
-        assert!(lines(b"bank_txn_id,payment_id,amount,paid_at\n").unwrap().is_empty());
+        assert!(lines(b"bank_txn_id,payment_id,amount,paid_at\n")
+            .unwrap()
+            .is_empty());
     }
 }

@@ -1,0 +1,576 @@
+//! The reconciliation engine (contract section 9), shared by `POST /v1/reconciliations` and
+//! `paygate reconcile`.
+//!
+//! The statement is parsed on a blocking thread and streamed with `COPY ... BINARY` into a
+//! temporary table (a bounded channel between them keeps memory flat whatever the file's size);
+//! matching is then a handful of set-based statements. Lines that heal a lost callback are
+//! applied one by one through the same code path as a bank's callback, so they are posted
+//! exactly once whoever applies them first.
+
+use std::io::Read;
+
+use deadpool_postgres::Pool;
+use futures_util::StreamExt;
+use rust_decimal::Decimal;
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+use time::{Date, OffsetDateTime};
+use tokio::sync::mpsc;
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::types::Type;
+use utoipa::ToSchema;
+
+use super::statement::{Line, StatementError, StatementReader};
+use crate::auth::keys;
+use crate::banks::callbacks::{self, Callback, CallbackStatus, Source};
+use crate::codes::BankCode;
+use crate::http::error::ApiError;
+use crate::payments::domain::Obligation;
+
+/// Lines per message from the parsing thread; with [`CHANNEL_BATCHES`] this bounds memory.
+const BATCH_LINES: usize = 2_000;
+const CHANNEL_BATCHES: usize = 4;
+/// Lost callbacks applied at once.
+const RECOVERY_CONCURRENCY: usize = 8;
+/// Lines fetched per round when recovering.
+const RECOVERY_BATCH_ROWS: i64 = 1_000;
+
+pub const OUTCOMES: [&str; 7] = [
+    "matched",
+    "recovered",
+    "missing_in_gateway",
+    "missing_in_bank",
+    "mismatch",
+    "duplicate_in_statement",
+    "invalid_line",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error(transparent)]
+    Statement(#[from] StatementError),
+    #[error(transparent)]
+    Api(#[from] ApiError),
+}
+
+impl From<tokio_postgres::Error> for ReconcileError {
+    fn from(err: tokio_postgres::Error) -> Self {
+        ReconcileError::Api(err.into())
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for ReconcileError {
+    fn from(err: deadpool_postgres::PoolError) -> Self {
+        ReconcileError::Api(err.into())
+    }
+}
+
+impl From<ReconcileError> for ApiError {
+    fn from(err: ReconcileError) -> Self {
+        match err {
+            ReconcileError::Statement(err) => ApiError::invalid("statement", err.to_string()),
+            ReconcileError::Api(err) => err,
+        }
+    }
+}
+
+/// A recorded run, as every answer returns it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": "rec_7d1e0f3a9b2c4d5e6f708192", "bank": "VCB", "date": "2026-11-22",
+    "created_at": "2026-11-23T02:30:00.123456Z", "statement_lines": 3,
+    "summary": {"matched": {"count": 1, "amount": "150000"}, "recovered": {"count": 1, "amount": "300000"},
+        "missing_in_gateway": {"count": 0, "amount": "0"}, "missing_in_bank": {"count": 1, "amount": "200000"},
+        "mismatch": {"count": 0, "amount": "0"}, "duplicate_in_statement": {"count": 0, "amount": "0"},
+        "invalid_line": {"count": 1, "amount": "0"}},
+    "by_obligation": {"fee": {"count": 2, "amount": "450000"}, "tax": {"count": 0, "amount": "0"},
+        "social_insurance": {"count": 0, "amount": "0"}, "fine": {"count": 0, "amount": "0"},
+        "electricity": {"count": 0, "amount": "0"}, "court_advance": {"count": 0, "amount": "0"}}
+}))]
+pub struct Run {
+    pub id: String,
+    pub bank: String,
+    /// The business day (Vietnam time) reconciled.
+    #[schema(value_type = String, format = Date)]
+    pub date: String,
+    #[serde(serialize_with = "crate::timefmt::serialize")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+    pub statement_lines: i32,
+    /// Every outcome, zeros included: `{"count", "amount"}`.
+    #[schema(value_type = Object)]
+    pub summary: Value,
+    /// The matched and recovered money credited to agencies, by obligation.
+    #[schema(value_type = Object)]
+    pub by_obligation: Value,
+}
+
+impl Run {
+    pub fn from_row(row: &tokio_postgres::Row) -> Run {
+        let date: Date = row.get(2);
+        Run {
+            id: row.get(0),
+            bank: row.get(1),
+            date: date.to_string(),
+            created_at: row.get(3),
+            statement_lines: row.get(4),
+            summary: row.get(5),
+            by_obligation: row.get(6),
+        }
+    }
+}
+
+pub const RUN_COLUMNS: &str =
+    "id, bank_code, date, created_at, statement_lines, summary, by_obligation";
+
+/// Reports progress (bytes of the statement read) to whoever watches, e.g. a progress bar.
+pub type Progress = Box<dyn Fn(u64) + Send>;
+
+/// Reconciles `statement` against paygate's records of `bank` for the business day `date`.
+pub async fn run(
+    pool: &Pool,
+    bank: &BankCode,
+    date: Date,
+    statement: Box<dyn Read + Send>,
+    progress: Option<Progress>,
+) -> Result<Run, ReconcileError> {
+    let known: i64 = pool
+        .get()
+        .await?
+        .query_one(
+            "SELECT count(*) FROM banks WHERE code = $1",
+            &[&bank.as_str()],
+        )
+        .await?
+        .get(0);
+    if known == 0 {
+        return Err(ApiError::invalid("bank", "no such bank").into());
+    }
+    let reader = tokio::task::spawn_blocking(move || {
+        StatementReader::new(CountingReader {
+            inner: statement,
+            read: 0,
+            progress,
+        })
+    })
+    .await
+    .map_err(ApiError::internal)??;
+
+    let mut client = pool.get().await?;
+    let transaction = client.transaction().await?;
+    transaction
+        .batch_execute(
+            "CREATE TEMPORARY TABLE statement_lines (
+                 line integer NOT NULL, bank_txn_id text, payment_id text, amount numeric(15, 0),
+                 currency text, paid_at timestamptz, error text) ON COMMIT DROP;
+             CREATE TEMPORARY TABLE classified (
+                 line integer NOT NULL, outcome text NOT NULL, bank_txn_id text, payment_id text,
+                 statement_amount numeric(15, 0), currency text, paid_at timestamptz,
+                 gateway_amount numeric(15, 0), obligation text, detail text) ON COMMIT DROP;",
+        )
+        .await?;
+    let statement_lines = copy_statement(&transaction, reader).await?;
+    transaction.batch_execute("ANALYZE statement_lines").await?;
+
+    let run_id = keys::random_id("rec", 12);
+    let (day_start, day_end) = business_day(date);
+    transaction
+        .execute(
+            "INSERT INTO reconciliation_runs (id, bank_code, date, statement_lines, summary, by_obligation)
+             VALUES ($1, $2, $3, $4, '{}', '{}')",
+            &[&run_id, &bank.as_str(), &date, &statement_lines],
+        )
+        .await?;
+    classify(&transaction, bank).await?;
+    recover(pool, &transaction, bank).await?;
+    record_items(&transaction, &run_id, bank, day_start, day_end).await?;
+    let (summary, by_obligation) = totals(&transaction, &run_id).await?;
+    let row = transaction
+        .query_one(
+            &format!(
+                "UPDATE reconciliation_runs SET summary = $2, by_obligation = $3 WHERE id = $1
+                 RETURNING {RUN_COLUMNS}"
+            ),
+            &[&run_id, &summary, &by_obligation],
+        )
+        .await?;
+    transaction.commit().await?;
+    let run = Run::from_row(&row);
+    tracing::info!(run_id = %run.id, bank = %bank, date = %run.date, lines = statement_lines, "reconciliation run recorded");
+    Ok(run)
+}
+
+/// The business day in Vietnam time (UTC+07:00) as a half-open UTC interval.
+pub fn business_day(date: Date) -> (OffsetDateTime, OffsetDateTime) {
+    let offset = time::UtcOffset::from_hms(7, 0, 0).expect("UTC+07:00 is a valid offset");
+    let start = date.midnight().assume_offset(offset);
+    (start, start + time::Duration::days(1))
+}
+
+struct CountingReader {
+    inner: Box<dyn Read + Send>,
+    read: u64,
+    progress: Option<Progress>,
+}
+
+impl Read for CountingReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        if let Some(progress) = &self.progress {
+            progress(self.read);
+        }
+        Ok(n)
+    }
+}
+
+/// Parses on a blocking thread and COPYs into `statement_lines`; returns the number of data
+/// lines. A file-level problem (not UTF-8) aborts the whole run.
+async fn copy_statement(
+    client: &deadpool_postgres::Transaction<'_>,
+    mut reader: StatementReader<CountingReader>,
+) -> Result<i32, ReconcileError> {
+    let (sender, mut receiver) =
+        mpsc::channel::<Result<Vec<Line>, StatementError>>(CHANNEL_BATCHES);
+    let parser = tokio::task::spawn_blocking(move || {
+        let mut batch = Vec::with_capacity(BATCH_LINES);
+        loop {
+            match reader.next_line() {
+                Ok(Some(line)) => {
+                    batch.push(line);
+                    if batch.len() == BATCH_LINES {
+                        let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_LINES));
+                        if sender.blocking_send(Ok(full)).is_err() {
+                            return;
+                        }
+                    }
+                }
+                Ok(None) => {
+                    let _ = sender.blocking_send(Ok(batch));
+                    return;
+                }
+                Err(err) => {
+                    let _ = sender.blocking_send(Err(err));
+                    return;
+                }
+            }
+        }
+    });
+    let sink = client
+        .copy_in(
+            "COPY statement_lines (line, bank_txn_id, payment_id, amount, currency, paid_at, error)
+             FROM STDIN (FORMAT binary)",
+        )
+        .await?;
+    let types = [
+        Type::INT4,
+        Type::TEXT,
+        Type::TEXT,
+        Type::NUMERIC,
+        Type::TEXT,
+        Type::TIMESTAMPTZ,
+        Type::TEXT,
+    ];
+    let writer = BinaryCopyInWriter::new(sink, &types);
+    futures_util::pin_mut!(writer);
+    let mut lines: i32 = 0;
+    while let Some(batch) = receiver.recv().await {
+        for line in batch? {
+            lines += 1;
+            match line {
+                Line::Valid(l) => {
+                    let amount = l.amount.decimal();
+                    writer
+                        .as_mut()
+                        .write(&[
+                            &l.line,
+                            &l.bank_txn_id,
+                            &l.payment_id,
+                            &amount,
+                            &l.currency,
+                            &l.paid_at,
+                            &None::<String>,
+                        ])
+                        .await?;
+                }
+                Line::Invalid { line, reason } => {
+                    writer
+                        .as_mut()
+                        .write(&[
+                            &line,
+                            &None::<String>,
+                            &None::<String>,
+                            &None::<Decimal>,
+                            &None::<String>,
+                            &None::<OffsetDateTime>,
+                            &Some(reason),
+                        ])
+                        .await?;
+                }
+            }
+        }
+    }
+    writer.finish().await?;
+    parser.await.map_err(ApiError::internal)?;
+    Ok(lines)
+}
+
+/// Classifies each readable line against paygate's records, by `bank_txn_id` whatever day
+/// paygate recorded it. Lines not yet known to paygate are left `unmatched` for [`recover`].
+async fn classify(
+    client: &deadpool_postgres::Transaction<'_>,
+    bank: &BankCode,
+) -> Result<(), ReconcileError> {
+    client
+        .execute(
+            "INSERT INTO classified (line, outcome, bank_txn_id, payment_id, statement_amount,
+                 currency, paid_at, gateway_amount, obligation, detail)
+             SELECT s.line,
+                 CASE WHEN s.occurrence > 1 THEN 'duplicate_in_statement'
+                      WHEN c.id IS NULL THEN 'unmatched'
+                      WHEN c.outcome = 'failed' THEN 'mismatch'
+                      WHEN c.payment_id = s.payment_id AND c.amount = s.amount THEN 'matched'
+                      ELSE 'mismatch' END,
+                 s.bank_txn_id, s.payment_id, s.amount, s.currency, s.paid_at,
+                 CASE WHEN s.occurrence = 1 THEN c.amount END,
+                 CASE WHEN s.occurrence = 1 AND c.outcome = 'paid' AND c.payment_id = s.payment_id
+                           AND c.amount = s.amount THEN p.obligation END,
+                 CASE WHEN s.occurrence > 1 THEN 'bank_txn_id already on line ' || s.first_line
+                      WHEN c.id IS NULL THEN NULL
+                      WHEN c.outcome = 'failed' THEN 'paygate recorded this transaction as failed'
+                      WHEN c.payment_id <> s.payment_id AND c.amount <> s.amount
+                          THEN 'payment_id and amount differ: paygate has ' || c.payment_id || ' ' || c.amount
+                      WHEN c.payment_id <> s.payment_id THEN 'payment_id differs: paygate has ' || c.payment_id
+                      WHEN c.amount <> s.amount THEN 'amount differs: paygate has ' || c.amount
+                      WHEN c.outcome = 'exception' THEN 'in suspense (' || c.exception || ')'
+                 END
+             FROM (SELECT l.*,
+                          row_number() OVER (PARTITION BY l.bank_txn_id ORDER BY l.line) AS occurrence,
+                          min(l.line) OVER (PARTITION BY l.bank_txn_id) AS first_line
+                   FROM statement_lines l WHERE l.error IS NULL) s
+             LEFT JOIN bank_callbacks c ON c.bank_code = $1 AND c.bank_txn_id = s.bank_txn_id
+             LEFT JOIN payments p ON p.id = c.payment_id",
+            &[&bank.as_str()],
+        )
+        .await?;
+    // Lines that cannot be applied: an unknown order, or money that differs from it.
+    client
+        .execute(
+            "UPDATE classified k SET outcome = 'missing_in_gateway',
+                 detail = CASE WHEN p.id IS NULL THEN 'no such payment'
+                               WHEN p.amount <> k.statement_amount THEN 'amount differs: the order is ' || p.amount
+                               ELSE 'currency differs: the order is in ' || p.currency END
+             FROM classified k2 LEFT JOIN payments p ON p.id = k2.payment_id
+             WHERE k.line = k2.line AND k.outcome = 'unmatched'
+               AND (p.id IS NULL OR p.amount <> k2.statement_amount OR p.currency <> k2.currency)",
+            &[],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Applies each remaining line exactly as a `succeeded` callback with its `bank_txn_id` would
+/// be (an accepted payment, or an exception into suspense). Each is its own transaction on its
+/// own connection, so a line applied here stays applied even if the run then fails: a rerun
+/// finds it matched.
+async fn recover(
+    pool: &Pool,
+    client: &deadpool_postgres::Transaction<'_>,
+    bank: &BankCode,
+) -> Result<(), ReconcileError> {
+    let mut after: i32 = 0;
+    loop {
+        let rows = client
+            .query(
+                "SELECT line, bank_txn_id, payment_id, statement_amount, currency, paid_at
+                 FROM classified WHERE outcome = 'unmatched' AND line > $1 ORDER BY line LIMIT $2",
+                &[&after, &RECOVERY_BATCH_ROWS],
+            )
+            .await?;
+        let Some(last) = rows.last() else {
+            return Ok(());
+        };
+        after = last.get(0);
+        let results: Vec<(i32, &'static str, Option<String>, Option<String>)> =
+            futures_util::stream::iter(rows.iter().map(|row| {
+                let line: i32 = row.get(0);
+                let amount: Decimal = row.get(3);
+                let callback = Callback {
+                    bank_txn_id: row.get(1),
+                    payment_id: row.get(2),
+                    amount: crate::payments::domain::Amount::from_decimal(amount)
+                        .expect("statement amounts were validated"),
+                    currency: row.get(4),
+                    status: CallbackStatus::Succeeded,
+                    paid_at: Some(row.get(5)),
+                    failure_reason: None,
+                };
+                async move {
+                    let outcome =
+                        callbacks::process(pool, bank, &callback, Source::Reconciliation).await;
+                    (line, outcome)
+                }
+            }))
+            .buffer_unordered(RECOVERY_CONCURRENCY)
+            .map(|(line, outcome)| match outcome {
+                Ok(answer) if answer.result == "accepted" => {
+                    (line, "recovered", None, Some(answer.payment_id))
+                }
+                Ok(answer) if answer.result == "exception" => (
+                    line,
+                    "recovered",
+                    Some(format!(
+                        "applied as an exception ({}): the money is in suspense",
+                        answer.exception.unwrap_or("exception")
+                    )),
+                    None,
+                ),
+                Ok(_) => (
+                    line,
+                    "matched",
+                    Some("a callback arrived during the run".to_owned()),
+                    None,
+                ),
+                Err(err) => (line, "missing_in_gateway", Some(err.to_string()), None),
+            })
+            .collect()
+            .await;
+        let lines: Vec<i32> = results.iter().map(|r| r.0).collect();
+        let outcomes: Vec<&str> = results.iter().map(|r| r.1).collect();
+        let details: Vec<Option<String>> = results.iter().map(|r| r.2.clone()).collect();
+        let credited: Vec<bool> = results.iter().map(|r| r.3.is_some()).collect();
+        client
+            .execute(
+                "UPDATE classified k SET outcome = r.outcome, detail = r.detail,
+                     gateway_amount = CASE WHEN r.outcome IN ('recovered', 'matched') THEN k.statement_amount END,
+                     obligation = CASE WHEN r.credited THEN
+                         (SELECT p.obligation FROM payments p WHERE p.id = k.payment_id) END
+                 FROM unnest($1::int[], $2::text[], $3::text[], $4::bool[]) AS r(line, outcome, detail, credited)
+                 WHERE k.line = r.line",
+                &[&lines, &outcomes, &details, &credited],
+            )
+            .await?;
+    }
+}
+
+/// Writes the run's items: every statement line in file order, then paygate's records of the
+/// day that no statement carried.
+async fn record_items(
+    client: &deadpool_postgres::Transaction<'_>,
+    run_id: &str,
+    bank: &BankCode,
+    day_start: OffsetDateTime,
+    day_end: OffsetDateTime,
+) -> Result<(), ReconcileError> {
+    client
+        .execute(
+            "INSERT INTO reconciliation_items (run_id, outcome, line, bank_txn_id, payment_id,
+                 statement_amount, gateway_amount, obligation, detail)
+             SELECT $1, outcome, line, bank_txn_id, payment_id, statement_amount, gateway_amount,
+                    obligation, detail
+             FROM (SELECT line, outcome, bank_txn_id, payment_id, statement_amount, gateway_amount,
+                          obligation, detail FROM classified
+                   UNION ALL
+                   SELECT line, 'invalid_line', NULL, NULL, NULL, NULL, NULL, error
+                   FROM statement_lines WHERE error IS NOT NULL) lines
+             ORDER BY line",
+            &[&run_id],
+        )
+        .await?;
+    client
+        .execute(
+            "INSERT INTO reconciliation_items (run_id, outcome, line, bank_txn_id, payment_id,
+                 statement_amount, gateway_amount, obligation, detail)
+             SELECT $1, 'missing_in_bank', NULL, c.bank_txn_id, c.payment_id, NULL, c.amount, NULL,
+                    'paygate recorded this payment at ' || to_char(c.paid_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')
+                    || '; no statement carried it'
+             FROM bank_callbacks c
+             WHERE c.bank_code = $2 AND c.outcome IN ('paid', 'exception')
+               AND c.paid_at >= $3 AND c.paid_at < $4
+               AND NOT EXISTS (SELECT 1 FROM statement_lines s WHERE s.bank_txn_id = c.bank_txn_id)
+               AND NOT EXISTS (SELECT 1 FROM reconciled_transactions r
+                               WHERE r.bank_code = c.bank_code AND r.bank_txn_id = c.bank_txn_id)
+             ORDER BY c.paid_at, c.bank_txn_id",
+            &[&run_id, &bank.as_str(), &day_start, &day_end],
+        )
+        .await?;
+    client
+        .execute(
+            "INSERT INTO reconciled_transactions (bank_code, bank_txn_id, run_id)
+             SELECT $2, bank_txn_id, $1 FROM classified WHERE outcome IN ('matched', 'recovered')
+             ON CONFLICT DO NOTHING",
+            &[&run_id, &bank.as_str()],
+        )
+        .await?;
+    Ok(())
+}
+
+/// The run's summary (every outcome, zeros included) and its by-obligation totals.
+async fn totals(
+    client: &deadpool_postgres::Transaction<'_>,
+    run_id: &str,
+) -> Result<(Value, Value), ReconcileError> {
+    let rows = client
+        .query(
+            "SELECT outcome, count(*),
+                    coalesce(sum(CASE WHEN outcome = 'missing_in_bank' THEN gateway_amount
+                                      ELSE statement_amount END), 0)
+             FROM reconciliation_items WHERE run_id = $1 GROUP BY outcome",
+            &[&run_id],
+        )
+        .await?;
+    let mut summary = Map::new();
+    for outcome in OUTCOMES {
+        summary.insert(outcome.to_owned(), json!({"count": 0, "amount": "0"}));
+    }
+    for row in &rows {
+        let outcome: String = row.get(0);
+        let count: i64 = row.get(1);
+        let amount: Decimal = row.get(2);
+        summary.insert(
+            outcome,
+            json!({"count": count, "amount": amount.normalize().to_string()}),
+        );
+    }
+    let rows = client
+        .query(
+            "SELECT obligation, count(*), sum(statement_amount) FROM reconciliation_items
+             WHERE run_id = $1 AND outcome IN ('matched', 'recovered') AND obligation IS NOT NULL
+             GROUP BY obligation",
+            &[&run_id],
+        )
+        .await?;
+    let mut by_obligation = Map::new();
+    for obligation in Obligation::ALL {
+        by_obligation.insert(
+            obligation.as_str().to_owned(),
+            json!({"count": 0, "amount": "0"}),
+        );
+    }
+    for row in &rows {
+        let obligation: String = row.get(0);
+        let count: i64 = row.get(1);
+        let amount: Decimal = row.get(2);
+        by_obligation.insert(
+            obligation,
+            json!({"count": count, "amount": amount.normalize().to_string()}),
+        );
+    }
+    Ok((Value::Object(summary), Value::Object(by_obligation)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::{date, datetime};
+
+    #[test]
+    fn the_business_day_is_the_calendar_day_in_vietnam_time() {
+        let (start, end) = business_day(date!(2026 - 11 - 22));
+        assert_eq!(start, datetime!(2026-11-21 17:00 UTC));
+        assert_eq!(end, datetime!(2026-11-22 17:00 UTC));
+        // 23:30 in Hà Nội on the 22nd is 16:30 UTC: inside.
+        let late = datetime!(2026-11-22 16:30 UTC);
+        assert!(start <= late && late < end);
+    }
+}
