@@ -2,7 +2,9 @@
 //! optional BOM, a header row, columns found by name, extra columns ignored. Read one record at
 //! a time, so memory does not grow with the file.
 
+use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read};
+use std::sync::{Arc, Mutex};
 
 use time::OffsetDateTime;
 
@@ -53,22 +55,88 @@ struct Columns {
     currency: Option<usize>,
 }
 
+/// The newlines of the bytes the CSV reader has read but not yet parsed. The CSV reader does
+/// not count blank lines in its line numbers, and reports a record as starting on the line
+/// terminator before it; the contract's line numbers are the file's. Only the newlines of the
+/// reader's buffer are kept, so this stays small.
+type Newlines = Arc<Mutex<VecDeque<Newline>>>;
+
+#[derive(Debug, Clone, Copy)]
+struct Newline {
+    offset: u64,
+    /// It ends a line with nothing on it (but a carriage return).
+    blank: bool,
+    /// A carriage return comes right before it.
+    crlf: bool,
+}
+
+struct NewlineTracker<R> {
+    inner: R,
+    offset: u64,
+    line_has_content: bool,
+    after_cr: bool,
+    newlines: Newlines,
+}
+
+impl<R: Read> Read for NewlineTracker<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let mut newlines = self
+            .newlines
+            .lock()
+            .expect("the tracker's lock is never poisoned");
+        for (i, byte) in buf[..n].iter().enumerate() {
+            match byte {
+                b'\n' => {
+                    newlines.push_back(Newline {
+                        offset: self.offset + i as u64,
+                        blank: !self.line_has_content,
+                        crlf: self.after_cr,
+                    });
+                    self.line_has_content = false;
+                }
+                b'\r' => {}
+                _ => self.line_has_content = true,
+            }
+            self.after_cr = *byte == b'\r';
+        }
+        self.offset += n as u64;
+        Ok(n)
+    }
+}
+
 pub struct StatementReader<R: Read> {
-    csv: csv::Reader<BufReader<R>>,
+    csv: csv::Reader<BufReader<NewlineTracker<R>>>,
     columns: Columns,
     record: csv::ByteRecord,
+    newlines: Newlines,
+    /// Newlines before the last record read, and the BOM's length (the CSV reader's byte
+    /// offsets start after it).
+    lines_before: u64,
+    bom_bytes: u64,
 }
 
 impl<R: Read> StatementReader<R> {
     /// Reads the header row; a file without one, or without a required column, is refused.
     pub fn new(source: R) -> Result<Self, StatementError> {
-        let mut buffered = BufReader::with_capacity(256 * 1024, source);
+        let newlines = Newlines::default();
+        let tracker = NewlineTracker {
+            inner: source,
+            offset: 0,
+            line_has_content: false,
+            after_cr: false,
+            newlines: newlines.clone(),
+        };
+        let mut buffered = BufReader::with_capacity(256 * 1024, tracker);
         let start = buffered
             .fill_buf()
             .map_err(|err| StatementError::Unreadable(err.to_string()))?;
-        if start.starts_with(b"\xEF\xBB\xBF") {
+        let bom_bytes = if start.starts_with(b"\xEF\xBB\xBF") {
             buffered.consume(3);
-        }
+            3
+        } else {
+            0
+        };
         let mut csv = csv::ReaderBuilder::new()
             .has_headers(true)
             .flexible(true)
@@ -106,6 +174,9 @@ impl<R: Read> StatementReader<R> {
             csv,
             columns,
             record: csv::ByteRecord::new(),
+            newlines,
+            lines_before: 0,
+            bom_bytes,
         })
     }
 
@@ -119,7 +190,25 @@ impl<R: Read> StatementReader<R> {
             if !more {
                 return Ok(None);
             }
-            let line_number = self.record.position().map_or(0, |p| p.line());
+            let start = self.record.position().map_or(0, |p| p.byte()) + self.bom_bytes;
+            {
+                let mut newlines = self
+                    .newlines
+                    .lock()
+                    .expect("the tracker's lock is never poisoned");
+                // Before the record, the terminator it is reported to start on, and blank lines.
+                let before_record = |n: &Newline| {
+                    n.offset < start
+                        || n.offset == start
+                        || (n.crlf && n.offset == start + 1)
+                        || n.blank
+                };
+                while newlines.front().is_some_and(before_record) {
+                    newlines.pop_front();
+                    self.lines_before += 1;
+                }
+            }
+            let line_number = self.lines_before + 1;
             if std::str::from_utf8(self.record.as_slice()).is_err() {
                 return Err(StatementError::NotUtf8(line_number));
             }
@@ -231,7 +320,11 @@ FT5,pay_5,7,2026-11-22T01:00:00+07:00,USD\n";
         assert!(
             matches!(&read[1], Line::Invalid { line: 3, reason } if reason.starts_with("amount"))
         );
-        assert!(matches!(&read[2], Line::Invalid { line: 5, .. }));
+        assert!(
+            matches!(&read[2], Line::Invalid { line: 5, .. }),
+            "{:?}",
+            read[2]
+        );
         assert!(
             matches!(&read[3], Line::Invalid { line: 6, reason } if reason.starts_with("paid_at"))
         );
@@ -257,6 +350,20 @@ FT5,pay_5,7,2026-11-22T01:00:00+07:00,USD\n";
             lines(b"bank_txn_id,payment_id,amount,paid_at\nFT1,pay_\xff,5,2026-11-22T01:00:00Z\n")
                 .unwrap_err();
         assert!(matches!(err, StatementError::NotUtf8(2)), "{err:?}");
+    }
+
+    #[test]
+    fn line_numbers_are_the_files_with_crlf_blank_lines_and_quoted_newlines() {
+        let text = b"bank_txn_id,payment_id,amount,paid_at,note\r\n\r\n\r\nFT1,pay_1,5,2026-11-22T01:00:00Z,\"two\r\nlines\"\r\n\r\nFT2,pay_2,5,2026-11-22T01:00:00Z,x\r\n";
+        let read = lines(text).unwrap();
+        let numbers: Vec<i32> = read
+            .iter()
+            .map(|l| match l {
+                Line::Valid(v) => v.line,
+                Line::Invalid { line, .. } => *line,
+            })
+            .collect();
+        assert_eq!(numbers, [4, 7]);
     }
 
     #[test]
