@@ -197,12 +197,8 @@ impl<R: Read> StatementReader<R> {
                     .lock()
                     .expect("the tracker's lock is never poisoned");
                 // Before the record, the terminator it is reported to start on, and blank lines.
-                let before_record = |n: &Newline| {
-                    n.offset < start
-                        || n.offset == start
-                        || (n.crlf && n.offset == start + 1)
-                        || n.blank
-                };
+                let before_record =
+                    |n: &Newline| n.offset <= start || (n.crlf && n.offset == start + 1) || n.blank;
                 while newlines.front().is_some_and(before_record) {
                     newlines.pop_front();
                     self.lines_before += 1;
