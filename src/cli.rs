@@ -203,9 +203,14 @@ async fn serve(
     let listener = TcpListener::bind(config.listen)
         .map_err(|err| anyhow::anyhow!("cannot listen on {}: {err}", config.listen))?;
     tracing::info!(address = %config.listen, "paygate is listening");
-    Application::build(config.clone(), pool, listener)?
-        .run_until_stopped()
-        .await?;
+    let app = Application::build(config.clone(), pool, listener)?;
+    let handle = app.handle();
+    tokio::spawn(async move {
+        wait_for_stop_signal().await;
+        tracing::info!("stopping: no new connections; in-flight requests may finish");
+        handle.stop(true).await;
+    });
+    app.run_until_stopped().await?;
     tracing::info!("paygate stopped");
     Ok(())
 }
@@ -257,6 +262,16 @@ async fn reconcile(
     }
     println!("{}", serde_json::to_string_pretty(&run)?);
     Ok(())
+}
+
+/// SIGTERM (Kubernetes) or SIGINT (Ctrl-C): both stop gracefully.
+async fn wait_for_stop_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut terminate = signal(SignalKind::terminate()).expect("SIGTERM can be handled");
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
 }
 
 fn sign(secret: &str, kid: &str, timestamp: Option<i64>) -> anyhow::Result<()> {

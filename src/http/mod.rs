@@ -78,6 +78,9 @@ impl Application {
         .max_connections(MAX_CONNECTIONS_PER_WORKER)
         .client_request_timeout(std::time::Duration::from_millis(CLIENT_REQUEST_TIMEOUT_MS))
         .shutdown_timeout(SHUTDOWN_TIMEOUT_S)
+        // Signals are handled by the caller (`serve`), so that Ctrl-C stops as gracefully
+        // as SIGTERM does (actix alone would drop in-flight requests on SIGINT).
+        .disable_signals()
         .listen(listener)?
         .run();
         Ok(Application {
@@ -96,8 +99,8 @@ impl Application {
         self.server.handle()
     }
 
-    /// Serves until SIGINT or SIGTERM (actix stops accepting, then lets in-flight requests
-    /// finish within [`SHUTDOWN_TIMEOUT_S`]) or until stopped through [`Application::handle`].
+    /// Serves until stopped through [`Application::handle`]: a graceful stop stops accepting,
+    /// then lets in-flight requests finish within [`SHUTDOWN_TIMEOUT_S`].
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let served = self.server.await;
         self.workers.stop().await;

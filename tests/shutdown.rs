@@ -1,0 +1,266 @@
+//! Graceful shutdown as Kubernetes does it: SIGTERM while a request is in flight. The server
+//! must stop accepting new connections at once, let the in-flight request finish (it has 25 s,
+//! `paygate::http::SHUTDOWN_TIMEOUT_S`), and then exit with status 0.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const PAYGATE: &str = env!("CARGO_BIN_EXE_paygate");
+
+/// A data directory under the system's temporary directory (the `postgres` account can enter
+/// it), cleaned up with whatever cluster runs in it when the test ends, passed or failed.
+struct DataDir(PathBuf);
+
+impl DataDir {
+    fn new() -> DataDir {
+        let dir = std::env::temp_dir().join(paygate::auth::keys::random_id("paygate-shutdown", 6));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        DataDir(dir)
+    }
+
+    fn pid_file(&self) -> PathBuf {
+        self.0.join("postgres/postmaster.pid")
+    }
+
+    fn log_file(&self) -> PathBuf {
+        self.0.join("serve.log")
+    }
+
+    /// The server's stderr so far, for failure messages.
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.log_file()).unwrap_or_default()
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(PAYGATE);
+        command
+            .args(args)
+            .env_remove("DATABASE_URL")
+            .env("PAYGATE_DATA_DIR", &self.0)
+            .env("RUST_LOG", "info");
+        command
+    }
+}
+
+impl Drop for DataDir {
+    fn drop(&mut self) {
+        if let Ok(text) = std::fs::read_to_string(self.pid_file()) {
+            if let Some(pid) = text.lines().next() {
+                let _ = Command::new("kill").args(["-QUIT", pid.trim()]).status();
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The server process; killed if the test fails before it exits by itself.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The status line of a plain `GET /readyz`, or `None` when there is no answer (yet).
+fn readyz_status(address: SocketAddr) -> Option<String> {
+    let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(1)).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    stream
+        .write_all(b"GET /readyz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .ok()?;
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).ok()?;
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    answer.lines().next().map(str::to_owned)
+}
+
+/// What a new client gets once the server has been told to stop: `Ok(())` when the connection is
+/// refused or answers nothing, `Err(answer)` when the server still serves it.
+fn new_connection_is_not_served(address: SocketAddr) -> Result<(), String> {
+    let mut stream = match TcpStream::connect_timeout(&address, Duration::from_secs(1)) {
+        Ok(stream) => stream,
+        Err(err) => {
+            // Refused (the listener is closed), or no answer to the handshake at all.
+            eprintln!("new connection after SIGTERM: {err}");
+            assert!(
+                matches!(
+                    err.kind(),
+                    ErrorKind::ConnectionRefused | ErrorKind::TimedOut
+                ),
+                "unexpected connect error: {err}"
+            );
+            return Ok(());
+        }
+    };
+    stream
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    if stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .is_err()
+    {
+        return Ok(());
+    }
+    let mut answer = Vec::new();
+    let read = stream.read_to_end(&mut answer);
+    if answer.is_empty() {
+        eprintln!("new connection after SIGTERM: accepted by the kernel, no answer ({read:?})");
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&answer).into_owned())
+    }
+}
+
+#[test]
+fn sigterm_lets_an_in_flight_request_finish_and_then_exits() {
+    let data = DataDir::new();
+    let port = free_port();
+    let address = SocketAddr::from(([127, 0, 0, 1], port));
+    let log = std::fs::File::create(data.log_file()).unwrap();
+    let mut server = Server(
+        data.command(&["serve"])
+            .env("PAYGATE_LISTEN", address.to_string())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while readyz_status(address).as_deref() != Some("HTTP/1.1 200 OK") {
+        assert!(
+            server.0.try_wait().unwrap().is_none(),
+            "serve exited before it was ready:\n{}",
+            data.log()
+        );
+        assert!(
+            Instant::now() < deadline,
+            "serve did not become ready:\n{}",
+            data.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    let output = data
+        .command(&["admin", "create-key", "--role", "admin"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "admin create-key failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let key = stdout.lines().last().unwrap().to_owned();
+    assert!(key.starts_with("pgk_"), "{stdout}");
+
+    // A request whose head and first half of the body have arrived: it is in flight.
+    let body = br#"{"code": "VCB", "name": "Ng\u00e2n h\u00e0ng TMCP Ngo\u1ea1i th\u01b0\u01a1ng Vi\u1ec7t Nam"}"#;
+    let (first_half, second_half) = body.split_at(body.len() / 2);
+    let mut in_flight = TcpStream::connect(address).unwrap();
+    in_flight
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let head = format!(
+        "POST /v1/banks HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {key}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    in_flight.write_all(head.as_bytes()).unwrap();
+    in_flight.write_all(first_half).unwrap();
+    in_flight.flush().unwrap();
+    // Let the server read the head, authenticate and start waiting for the rest of the body.
+    std::thread::sleep(Duration::from_millis(300));
+
+    // SAFETY: kill has no memory-safety preconditions; the pid is our own child's.
+    let sent = unsafe { libc::kill(server.0.id() as i32, libc::SIGTERM) };
+    assert_eq!(sent, 0);
+    let terminated = Instant::now();
+    std::thread::sleep(Duration::from_millis(500));
+
+    // The server stopped accepting: a new client is refused or gets no answer.
+    if let Err(answer) = new_connection_is_not_served(address) {
+        panic!(
+            "a new connection was still served after SIGTERM:\n{answer}\n{}",
+            data.log()
+        );
+    }
+    assert!(
+        server.0.try_wait().unwrap().is_none(),
+        "serve exited with a request in flight:\n{}",
+        data.log()
+    );
+
+    // The in-flight request completes normally.
+    in_flight.write_all(second_half).unwrap();
+    in_flight.flush().unwrap();
+    let mut answer = Vec::new();
+    in_flight.read_to_end(&mut answer).unwrap_or_else(|err| {
+        panic!(
+            "reading the in-flight answer failed after {:?}: {err}\n{}",
+            terminated.elapsed(),
+            data.log()
+        )
+    });
+    let answer = String::from_utf8(answer).unwrap();
+    let (response_head, response_body) = answer
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("not an HTTP response: {answer:?}\n{}", data.log()));
+    assert!(
+        response_head.starts_with("HTTP/1.1 201 "),
+        "the in-flight request did not succeed:\n{answer}\n{}",
+        data.log()
+    );
+    let bank: serde_json::Value = serde_json::from_str(response_body)
+        .unwrap_or_else(|err| panic!("the body is not JSON ({err}): {response_body:?}"));
+    assert_eq!(bank["code"], "VCB");
+    assert_eq!(bank["name"], "Ngân hàng TMCP Ngoại thương Việt Nam");
+    assert!(bank["key_id"].is_string(), "{bank}");
+    assert!(
+        bank["secret"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("bsk_")),
+        "{bank}"
+    );
+
+    // Then the process exits cleanly, within Kubernetes' grace period.
+    let deadline = terminated + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = server.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "serve did not exit within 30 s of SIGTERM:\n{}",
+            data.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    eprintln!("serve exited {:?} after SIGTERM", terminated.elapsed());
+    assert!(
+        status.success(),
+        "serve exited with {status}:\n{}",
+        data.log()
+    );
+    assert!(
+        !data.pid_file().exists(),
+        "the embedded cluster was stopped with serve"
+    );
+}
