@@ -383,7 +383,7 @@ async fn pay(
         .map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?;
     // A pending order past its expiry may still hold the reference in the table; it is
     // expired in the eyes of every decision, so it gives the reference up now.
-    expire_overdue_holder(client, &agency, &order.reference).await?;
+    expire_overdue_holder(client, &agency, &order.reference, Some(&order.id)).await?;
     let row = client
         .query_one(
             &format!(

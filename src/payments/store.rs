@@ -111,7 +111,7 @@ pub async fn create(
             })?;
         return replay(&row, fingerprint);
     }
-    expire_overdue_holder(&transaction, &order.agency, &order.reference).await?;
+    expire_overdue_holder(&transaction, &order.agency, &order.reference, None).await?;
     let payment = insert(&transaction, &order).await?;
     let body = serde_json::to_string(&payment).map_err(ApiError::internal)?;
     transaction
@@ -145,20 +145,24 @@ fn key_in_use(err: tokio_postgres::Error) -> ApiError {
 
 /// A pending order past its `expires_at` no longer holds its reference, whether or not the
 /// sweep has reached it: expire it now (with its event) so the new order may take it.
+///
+/// `except` is an order that must not be expired (the one being paid, which goes straight
+/// from pending to paid).
 pub async fn expire_overdue_holder(
     client: &impl GenericClient,
     agency: &AgencyCode,
     reference: &str,
+    except: Option<&str>,
 ) -> Result<(), ApiError> {
     let rows = client
         .query(
             &format!(
                 "UPDATE payments p SET status = 'expired', closed_at = now()
                  WHERE agency_code = $1 AND reference = $2 AND status = 'pending'
-                   AND expires_at <= now()
+                   AND expires_at <= now() AND ($3::text IS NULL OR id <> $3)
                  RETURNING {PAYMENT_COLUMNS}"
             ),
-            &[&agency.as_str(), &reference],
+            &[&agency.as_str(), &reference, &except],
         )
         .await?;
     for row in rows {
