@@ -2,6 +2,8 @@
 //! template database, and per test a fresh database copied from it and the real app serving on
 //! port 0.
 
+pub mod receiver;
+
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;

@@ -45,7 +45,6 @@ struct Claimed {
     agency: String,
     notify_url: String,
     notify_secret: String,
-    schedule_attempts: i32,
     lease: OffsetDateTime,
 }
 
@@ -139,7 +138,7 @@ impl Deliverer {
                       agencies a
                  WHERE e.id = due.id AND a.code = e.agency_code
                  RETURNING e.id, e.type, e.created_at, e.payment, e.agency_code, a.notify_url,
-                           a.notify_secret, e.schedule_attempts, e.locked_until",
+                           a.notify_secret, e.locked_until",
             )
             .await?;
         let rows = client
@@ -155,8 +154,7 @@ impl Deliverer {
                 agency: row.get(4),
                 notify_url: row.get(5),
                 notify_secret: row.get(6),
-                schedule_attempts: row.get(7),
-                lease: row.get(8),
+                lease: row.get(7),
             })
             .collect())
     }
@@ -272,39 +270,48 @@ impl Deliverer {
         Ok(status)
     }
 
-    /// Records an attempt; true when the event is now dead.
+    /// Records an attempt; true when the event is now dead. The next state is computed from
+    /// the row as it is now, not as it was when claimed; and if the event was redelivered
+    /// meanwhile (which voids the lease), only the attempt is counted: the redelivery's fresh
+    /// schedule stands.
     async fn record(&self, event: &Claimed, outcome: &Outcome) -> Result<bool, ApiError> {
-        let attempts_in_schedule = event.schedule_attempts as usize + 1;
-        let (status, next_delay_s) = match &outcome.error {
-            None => ("delivered", 0),
-            Some(_) => match self.backoff_s.get(attempts_in_schedule - 1) {
-                Some(delay) => ("pending", *delay as i64),
-                None => ("dead", 0),
-            },
-        };
+        let delivered = outcome.error.is_none();
         let error = outcome
             .error
             .as_ref()
             .map(|e| e.chars().take(MAX_ERROR_CHARS).collect::<String>());
         let duration_ms = outcome.duration.as_millis().min(i32::MAX as u128) as i32;
+        let schedule: Vec<i64> = self.backoff_s.iter().map(|s| *s as i64).collect();
         let mut client = self.pool.get().await?;
         let transaction = client.transaction().await?;
         let updated = transaction
-            .execute(
+            .query_opt(
                 "UPDATE events SET
-                     status = $3,
+                     status = CASE WHEN $3 THEN 'delivered'
+                                   WHEN schedule_attempts < cardinality($5::bigint[]) THEN 'pending'
+                                   ELSE 'dead' END,
+                     next_attempt_at = CASE WHEN NOT $3 AND schedule_attempts < cardinality($5::bigint[])
+                         THEN now() + make_interval(secs => ($5::bigint[])[schedule_attempts + 1]::double precision)
+                         ELSE next_attempt_at END,
+                     delivered_at = CASE WHEN $3 THEN now() END,
                      attempts = attempts + 1,
                      schedule_attempts = schedule_attempts + 1,
                      last_error = $4,
-                     delivered_at = CASE WHEN $3 = 'delivered' THEN now() END,
-                     next_attempt_at = CASE WHEN $3 = 'pending'
-                         THEN now() + make_interval(secs => $5::bigint::double precision)
-                         ELSE next_attempt_at END,
                      locked_until = NULL
-                 WHERE id = $1 AND locked_until = $2",
-                &[&event.id, &event.lease, &status, &error, &next_delay_s],
+                 WHERE id = $1 AND locked_until = $2
+                 RETURNING status",
+                &[&event.id, &event.lease, &delivered, &error, &schedule],
             )
             .await?;
+        if updated.is_none() {
+            transaction
+                .execute(
+                    "UPDATE events SET attempts = attempts + 1 WHERE id = $1",
+                    &[&event.id],
+                )
+                .await?;
+            tracing::info!(event_id = %event.id, "the event was redelivered (or its lease ran out) during an attempt; only the attempt is counted");
+        }
         transaction
             .execute(
                 "INSERT INTO event_attempts (event_id, started_at, duration_ms, http_status, error)
@@ -319,10 +326,7 @@ impl Deliverer {
             )
             .await?;
         transaction.commit().await?;
-        if updated == 0 {
-            tracing::warn!(event_id = %event.id, "the event's lease ran out before its attempt was recorded");
-        }
-        Ok(updated == 1 && status == "dead")
+        Ok(updated.is_some_and(|row| row.get::<_, &str>(0) == "dead"))
     }
 
     async fn update_queue_depth(&self) {

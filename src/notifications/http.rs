@@ -122,7 +122,8 @@ pub async fn list_events(
     Ok(HttpResponse::Ok().json(Page::from_rows(items, page.limit, |e: &EventItem| e.seq)))
 }
 
-/// Deliver an event again: it is pending with a fresh schedule.
+/// Deliver an event again: it is pending with a fresh schedule. An attempt in flight at that
+/// moment loses its claim: its outcome is counted but does not end the redelivery.
 #[utoipa::path(post, path = "/v1/events/{id}/redeliver", tag = "events",
     params(("id" = String, Path, description = "Event id")),
     responses(
@@ -140,7 +141,7 @@ pub async fn redeliver(
     let updated = client
         .execute(
             "UPDATE events SET status = 'pending', schedule_attempts = 0, next_attempt_at = now(),
-                 delivered_at = NULL
+                 delivered_at = NULL, locked_until = NULL
              WHERE id = $1 AND ($2::text IS NULL OR agency_code = $2)",
             &[&id, &event_scope(&principal)],
         )

@@ -2,7 +2,9 @@
 
 mod admin;
 mod auth;
+mod banks;
 mod bodies;
 mod migrations;
+mod notifications;
 mod ops;
 mod payments;
