@@ -186,11 +186,13 @@ async fn attempt(
     if let Some(answer) = redelivery(client, bank, callback, source).await? {
         return Ok(Attempt::Done(answer));
     }
+    let lock_order = client
+        .prepare_cached(&format!(
+            "SELECT {PAYMENT_COLUMNS} FROM payments p WHERE p.id = $1 FOR UPDATE"
+        ))
+        .await?;
     let row = client
-        .query_opt(
-            &format!("SELECT {PAYMENT_COLUMNS} FROM payments p WHERE p.id = $1 FOR UPDATE"),
-            &[&callback.payment_id],
-        )
+        .query_opt(&lock_order, &[&callback.payment_id])
         .await?;
     let Some(row) = row else {
         keep_rejected(client, bank, callback, Reason::PaymentNotFound, None).await?;
@@ -384,13 +386,16 @@ async fn pay(
     // A pending order past its expiry may still hold the reference in the table; it is
     // expired in the eyes of every decision, so it gives the reference up now.
     expire_overdue_holder(client, &agency, &order.reference, Some(&order.id)).await?;
+    let mark_paid = client
+        .prepare_cached(&format!(
+            "UPDATE payments p SET status = 'paid', paid_at = $2, bank_code = $3,
+                 bank_txn_id = $4, closed_at = now()
+             WHERE p.id = $1 RETURNING {PAYMENT_COLUMNS}"
+        ))
+        .await?;
     let row = client
         .query_one(
-            &format!(
-                "UPDATE payments p SET status = 'paid', paid_at = $2, bank_code = $3,
-                     bank_txn_id = $4, closed_at = now()
-                 WHERE p.id = $1 RETURNING {PAYMENT_COLUMNS}"
-            ),
+            &mark_paid,
             &[&order.id, &paid_at, &bank.as_str(), &callback.bank_txn_id],
         )
         .await?;

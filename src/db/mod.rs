@@ -25,6 +25,9 @@ pub const POOL_CREATE_TIMEOUT_MS: u64 = 5_000;
 pub const POOL_RECYCLE_TIMEOUT_MS: u64 = 5_000;
 /// No statement may run longer than this; a stuck query must not hold a connection for ever.
 pub const STATEMENT_TIMEOUT_MS: u64 = 30_000;
+/// No statement waits longer than this for a row lock (an order being paid, an idempotency
+/// key in flight); the request then fails as retriable instead of piling up.
+pub const LOCK_TIMEOUT_MS: u64 = 10_000;
 
 /// Where the database is: given by `DATABASE_URL`, or the embedded cluster this process uses.
 pub struct Database {
@@ -65,7 +68,9 @@ impl Database {
 pub fn pool(config: &tokio_postgres::Config, max_size: usize) -> Pool {
     let mut config = config.clone();
     config
-        .options(format!("-c statement_timeout={STATEMENT_TIMEOUT_MS}"))
+        .options(format!(
+            "-c statement_timeout={STATEMENT_TIMEOUT_MS} -c lock_timeout={LOCK_TIMEOUT_MS}"
+        ))
         .connect_timeout(Duration::from_millis(POOL_CREATE_TIMEOUT_MS));
     if config.get_application_name().is_none() {
         config.application_name("paygate");

@@ -215,7 +215,9 @@ impl From<tokio_postgres::Error> for ApiError {
             // will succeed, so the client is told so instead of seeing an internal error.
             Some(db_error) => {
                 let code = db_error.code().code();
-                code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300")
+                // 55P03: a lock wait ran past `lock_timeout`.
+                code.starts_with("08")
+                    || matches!(code, "57P01" | "57P02" | "57P03" | "53300" | "55P03")
             }
         };
         if transient {

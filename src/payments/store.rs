@@ -12,9 +12,6 @@ use crate::codes::AgencyCode;
 use crate::http::error::{violated_constraint, ApiError};
 use crate::notifications::outbox::{self, EventType};
 
-/// A request that finds its key held by a request still in flight waits this long for it,
-/// then answers 409 `idempotency_key_in_use`.
-pub const IDEMPOTENCY_WAIT_MS: u64 = 10_000;
 /// Orders expired per transaction by the sweep.
 pub const EXPIRY_BATCH_ROWS: i64 = 500;
 
@@ -85,15 +82,15 @@ pub async fn create(
 ) -> Result<Created, ApiError> {
     let mut client = pool.get().await?;
     let transaction = client.transaction().await?;
-    transaction
-        .batch_execute(&format!(
-            "SET LOCAL lock_timeout = '{IDEMPOTENCY_WAIT_MS}ms'"
-        ))
+    let claim = transaction
+        .prepare_cached(
+            "INSERT INTO idempotency_keys (agency_code, key, request_sha256) VALUES ($1, $2, $3)
+             ON CONFLICT DO NOTHING",
+        )
         .await?;
     let claimed = transaction
         .execute(
-            "INSERT INTO idempotency_keys (agency_code, key, request_sha256) VALUES ($1, $2, $3)
-             ON CONFLICT DO NOTHING",
+            &claim,
             &[&order.agency.as_str(), &key.as_str(), &fingerprint],
         )
         .await
@@ -114,10 +111,15 @@ pub async fn create(
     expire_overdue_holder(&transaction, &order.agency, &order.reference, None).await?;
     let payment = insert(&transaction, &order).await?;
     let body = serde_json::to_string(&payment).map_err(ApiError::internal)?;
-    transaction
-        .execute(
+    let remember = transaction
+        .prepare_cached(
             "UPDATE idempotency_keys SET payment_id = $3, response_status = 201, response_body = $4
              WHERE agency_code = $1 AND key = $2",
+        )
+        .await?;
+    transaction
+        .execute(
+            &remember,
             &[&order.agency.as_str(), &key.as_str(), &payment.id, &body],
         )
         .await?;
@@ -154,16 +156,16 @@ pub async fn expire_overdue_holder(
     reference: &str,
     except: Option<&str>,
 ) -> Result<(), ApiError> {
+    let expire = client
+        .prepare_cached(&format!(
+            "UPDATE payments p SET status = 'expired', closed_at = now()
+             WHERE agency_code = $1 AND reference = $2 AND status = 'pending'
+               AND expires_at <= now() AND ($3::text IS NULL OR id <> $3)
+             RETURNING {PAYMENT_COLUMNS}"
+        ))
+        .await?;
     let rows = client
-        .query(
-            &format!(
-                "UPDATE payments p SET status = 'expired', closed_at = now()
-                 WHERE agency_code = $1 AND reference = $2 AND status = 'pending'
-                   AND expires_at <= now() AND ($3::text IS NULL OR id <> $3)
-                 RETURNING {PAYMENT_COLUMNS}"
-            ),
-            &[&agency.as_str(), &reference, &except],
-        )
+        .query(&expire, &[&agency.as_str(), &reference, &except])
         .await?;
     for row in rows {
         outbox::record(client, &Payment::from_row(&row), EventType::Expired).await?;
@@ -174,15 +176,18 @@ pub async fn expire_overdue_holder(
 async fn insert(client: &impl GenericClient, order: &NewPayment) -> Result<Payment, ApiError> {
     let id = keys::random_id("pay", 12);
     let default_expiry_s = DEFAULT_EXPIRY.whole_seconds() as f64;
+    let statement = client
+        .prepare_cached(&format!(
+            "INSERT INTO payments AS p (id, agency_code, obligation, reference, amount, currency,
+                 description, payer_name, payer_id_number, details, status, expires_at)
+             VALUES ($1, $2, $3, $4, $5, 'VND', $6, $7, $8, $9, 'pending',
+                 coalesce($10, now() + make_interval(secs => $11)))
+             RETURNING {PAYMENT_COLUMNS}"
+        ))
+        .await?;
     let result = client
         .query_one(
-            &format!(
-                "INSERT INTO payments AS p (id, agency_code, obligation, reference, amount, currency,
-                     description, payer_name, payer_id_number, details, status, expires_at)
-                 VALUES ($1, $2, $3, $4, $5, 'VND', $6, $7, $8, $9, 'pending',
-                     coalesce($10, now() + make_interval(secs => $11)))
-                 RETURNING {PAYMENT_COLUMNS}"
-            ),
+            &statement,
             &[
                 &id,
                 &order.agency.as_str(),
