@@ -151,9 +151,22 @@ enum Attempt {
     Raced,
 }
 
-/// Decides and applies a callback, exactly once.
+/// Decides and applies a callback, exactly once, in a transaction of its own.
 pub async fn process(
     pool: &Pool,
+    bank: &BankCode,
+    callback: &Callback,
+    source: Source,
+) -> Result<CallbackAnswer, ApiError> {
+    let mut client = pool.get().await?;
+    process_on(&mut client, bank, callback, source).await
+}
+
+/// Decides and applies a callback on `client`: in a transaction when it is a plain connection,
+/// in a savepoint when it is already in a transaction (reconciliation applies lost callbacks
+/// inside its run, so that a run that fails leaves nothing behind).
+pub async fn process_on(
+    client: &mut impl GenericClient,
     bank: &BankCode,
     callback: &Callback,
     source: Source,
@@ -161,7 +174,6 @@ pub async fn process(
     // A lost race leaves the winner's rows committed, so the second decision sees them and
     // answers duplicate, conflict or exception: two attempts always suffice.
     for _ in 0..2 {
-        let mut client = pool.get().await?;
         let transaction = client.transaction().await?;
         match attempt(&transaction, bank, callback, source).await? {
             Attempt::Done(answer) => {

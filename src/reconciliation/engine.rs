@@ -4,13 +4,13 @@
 //! The statement is parsed on a blocking thread and streamed with `COPY ... BINARY` into a
 //! temporary table (a bounded channel between them keeps memory flat whatever the file's size);
 //! matching is then a handful of set-based statements. Lines that heal a lost callback are
-//! applied one by one through the same code path as a bank's callback, so they are posted
-//! exactly once whoever applies them first.
+//! applied one by one through the same code path as a bank's callback (in savepoints of the
+//! run's one transaction), so they are posted exactly once whoever applies them first, and a
+//! run that fails leaves nothing behind.
 
 use std::io::Read;
 
 use deadpool_postgres::Pool;
-use futures_util::StreamExt;
 use rust_decimal::Decimal;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
@@ -30,8 +30,6 @@ use crate::payments::domain::Obligation;
 /// Lines per message from the parsing thread; with [`CHANNEL_BATCHES`] this bounds memory.
 const BATCH_LINES: usize = 2_000;
 const CHANNEL_BATCHES: usize = 4;
-/// Lost callbacks applied at once.
-const RECOVERY_CONCURRENCY: usize = 8;
 /// Lines fetched per round when recovering.
 const RECOVERY_BATCH_ROWS: i64 = 1_000;
 
@@ -157,7 +155,7 @@ pub async fn run(
     .map_err(ApiError::internal)??;
 
     let mut client = pool.get().await?;
-    let transaction = client.transaction().await?;
+    let mut transaction = client.transaction().await?;
     transaction
         .batch_execute(
             "CREATE TEMPORARY TABLE statement_lines (
@@ -182,7 +180,7 @@ pub async fn run(
         )
         .await?;
     classify(&transaction, bank).await?;
-    recover(pool, &transaction, bank).await?;
+    recover(&mut transaction, bank).await?;
     record_items(&transaction, &run_id, bank, day_start, day_end).await?;
     let (summary, by_obligation) = totals(&transaction, &run_id).await?;
     let row = transaction
@@ -370,12 +368,11 @@ async fn classify(
 }
 
 /// Applies each remaining line exactly as a `succeeded` callback with its `bank_txn_id` would
-/// be (an accepted payment, or an exception into suspense). Each is its own transaction on its
-/// own connection, so a line applied here stays applied even if the run then fails: a rerun
-/// finds it matched.
+/// be (an accepted payment, or an exception into suspense), each in a savepoint of the run's
+/// transaction: the run records them all or, if it fails, none. The constraints that make a
+/// callback exactly-once hold here too, so a bank's callback racing the run is posted once.
 async fn recover(
-    pool: &Pool,
-    client: &deadpool_postgres::Transaction<'_>,
+    client: &mut deadpool_postgres::Transaction<'_>,
     bank: &BankCode,
 ) -> Result<(), ReconcileError> {
     let mut after: i32 = 0;
@@ -391,54 +388,52 @@ async fn recover(
             return Ok(());
         };
         after = last.get(0);
-        let results: Vec<(i32, &'static str, Option<String>, Option<String>)> =
-            futures_util::stream::iter(rows.iter().map(|row| {
-                let line: i32 = row.get(0);
-                let amount: Decimal = row.get(3);
-                let callback = Callback {
-                    bank_txn_id: row.get(1),
-                    payment_id: row.get(2),
-                    amount: crate::payments::domain::Amount::from_decimal(amount)
-                        .expect("statement amounts were validated"),
-                    currency: row.get(4),
-                    status: CallbackStatus::Succeeded,
-                    paid_at: Some(row.get(5)),
-                    failure_reason: None,
-                };
-                async move {
-                    let outcome =
-                        callbacks::process(pool, bank, &callback, Source::Reconciliation).await;
-                    (line, outcome)
-                }
-            }))
-            .buffer_unordered(RECOVERY_CONCURRENCY)
-            .map(|(line, outcome)| match outcome {
-                Ok(answer) if answer.result == "accepted" => {
-                    (line, "recovered", None, Some(answer.payment_id))
-                }
+        let mut lines = Vec::with_capacity(rows.len());
+        let mut outcomes = Vec::with_capacity(rows.len());
+        let mut details: Vec<Option<String>> = Vec::with_capacity(rows.len());
+        let mut credited = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let amount: Decimal = row.get(3);
+            let callback = Callback {
+                bank_txn_id: row.get(1),
+                payment_id: row.get(2),
+                amount: crate::payments::domain::Amount::from_decimal(amount)
+                    .expect("statement amounts were validated"),
+                currency: row.get(4),
+                status: CallbackStatus::Succeeded,
+                paid_at: Some(row.get(5)),
+                failure_reason: None,
+            };
+            let answer =
+                callbacks::process_on(client, bank, &callback, Source::Reconciliation).await;
+            let (outcome, detail, paid) = match answer {
+                Ok(answer) if answer.result == "accepted" => ("recovered", None, true),
                 Ok(answer) if answer.result == "exception" => (
-                    line,
                     "recovered",
                     Some(format!(
                         "applied as an exception ({}): the money is in suspense",
                         answer.exception.unwrap_or("exception")
                     )),
-                    None,
+                    false,
                 ),
                 Ok(_) => (
-                    line,
                     "matched",
                     Some("a callback arrived during the run".to_owned()),
-                    None,
+                    false,
                 ),
-                Err(err) => (line, "missing_in_gateway", Some(err.to_string()), None),
-            })
-            .collect()
-            .await;
-        let lines: Vec<i32> = results.iter().map(|r| r.0).collect();
-        let outcomes: Vec<&str> = results.iter().map(|r| r.1).collect();
-        let details: Vec<Option<String>> = results.iter().map(|r| r.2.clone()).collect();
-        let credited: Vec<bool> = results.iter().map(|r| r.3.is_some()).collect();
+                // The order or its amount changed since the lines were classified.
+                Err(err) if matches!(err.code(), "payment_not_found" | "amount_mismatch") => {
+                    ("missing_in_gateway", Some(err.to_string()), false)
+                }
+                // Anything else (the database, a lock wait) fails the whole run: nothing is
+                // recorded, and running it again is safe.
+                Err(err) => return Err(err.into()),
+            };
+            lines.push(row.get::<_, i32>(0));
+            outcomes.push(outcome);
+            details.push(detail);
+            credited.push(paid);
+        }
         client
             .execute(
                 "UPDATE classified k SET outcome = r.outcome, detail = r.detail,

@@ -88,7 +88,7 @@ pub async fn daily(
     let rows = transaction
         .query(
             "SELECT GROUPING(obligation, agency_code, bank_code) AS level, obligation, agency_code,
-                    bank_code, count(*), sum(amount)
+                    bank_code, count(*), coalesce(sum(amount), 0)
              FROM payments
              WHERE status = 'paid' AND paid_at >= $1 AND paid_at < $2
              GROUP BY GROUPING SETS ((), (obligation), (agency_code), (bank_code))

@@ -8,3 +8,4 @@ mod migrations;
 mod notifications;
 mod ops;
 mod payments;
+mod reconciliation;
