@@ -328,6 +328,27 @@ pub fn invalid_fields(problem: &Value) -> Vec<String> {
         .collect()
 }
 
+/// A connection URL for `settings`, for tools that take one (e.g. `stmtgen`).
+pub fn database_url(settings: &tokio_postgres::Config) -> String {
+    let user = settings.get_user().unwrap_or("postgres");
+    let dbname = settings.get_dbname().unwrap_or("postgres");
+    let port = settings.get_ports().first().copied().unwrap_or(5432);
+    match settings.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Unix(dir)) => format!(
+            "postgresql:///{dbname}?host={}&port={port}&user={user}",
+            dir.display()
+        ),
+        Some(tokio_postgres::config::Host::Tcp(host)) => {
+            let password = settings
+                .get_password()
+                .map(|p| format!(":{}", String::from_utf8_lossy(p)))
+                .unwrap_or_default();
+            format!("postgresql://{user}{password}@{host}:{port}/{dbname}")
+        }
+        None => format!("postgresql:///{dbname}?user={user}"),
+    }
+}
+
 /// The repository's top-level directory.
 pub fn repository_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -4,6 +4,7 @@ mod admin;
 mod auth;
 mod banks;
 mod bodies;
+mod generated;
 mod migrations;
 mod notifications;
 mod ops;
