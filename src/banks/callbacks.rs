@@ -195,17 +195,25 @@ async fn attempt(
     callback: &Callback,
     source: Source,
 ) -> Result<Attempt, ApiError> {
-    if let Some(answer) = redelivery(client, bank, callback, source).await? {
+    // Both reads go out together (tokio-postgres pipelines them on the connection): one
+    // round trip. A redelivery is answered first whatever the lock found.
+    let lock_order = async {
+        let statement = client
+            .prepare_cached(&format!(
+                "SELECT {PAYMENT_COLUMNS} FROM payments p WHERE p.id = $1 FOR UPDATE"
+            ))
+            .await?;
+        client
+            .query_opt(&statement, &[&callback.payment_id])
+            .await
+            .map_err(ApiError::from)
+    };
+    let (redelivered, row) =
+        futures_util::future::try_join(redelivery(client, bank, callback, source), lock_order)
+            .await?;
+    if let Some(answer) = redelivered {
         return Ok(Attempt::Done(answer));
     }
-    let lock_order = client
-        .prepare_cached(&format!(
-            "SELECT {PAYMENT_COLUMNS} FROM payments p WHERE p.id = $1 FOR UPDATE"
-        ))
-        .await?;
-    let row = client
-        .query_opt(&lock_order, &[&callback.payment_id])
-        .await?;
     let Some(row) = row else {
         keep_rejected(client, bank, callback, Reason::PaymentNotFound, None).await?;
         return Ok(Attempt::Done(Err(payment_not_found(&callback.payment_id))));
@@ -393,25 +401,21 @@ async fn pay(
     else {
         return Ok(Attempt::Raced);
     };
-    let agency = crate::codes::AgencyCode::parse(&order.agency)
-        .map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?;
-    // A pending order past its expiry may still hold the reference in the table; it is
-    // expired in the eyes of every decision, so it gives the reference up now.
-    expire_overdue_holder(client, &agency, &order.reference, Some(&order.id)).await?;
-    let mark_paid = client
-        .prepare_cached(&format!(
-            "UPDATE payments p SET status = 'paid', paid_at = $2, bank_code = $3,
-                 bank_txn_id = $4, closed_at = now()
-             WHERE p.id = $1 RETURNING {PAYMENT_COLUMNS}"
-        ))
-        .await?;
-    let row = client
-        .query_one(
-            &mark_paid,
-            &[&order.id, &paid_at, &bank.as_str(), &callback.bank_txn_id],
-        )
-        .await?;
-    let paid = Payment::from_row(&row);
+    if order.status == PaymentStatus::Expired {
+        // Paid in time after it expired: a pending order past its expiry may still hold the
+        // reference in the table; it is expired in the eyes of every decision, so it gives the
+        // reference up now. (A pending order holds its reference alone: no one else can.)
+        let agency = crate::codes::AgencyCode::parse(&order.agency)
+            .map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?;
+        expire_overdue_holder(client, &agency, &order.reference, Some(&order.id)).await?;
+    }
+    let paid = Payment {
+        status: PaymentStatus::Paid,
+        paid_at: Some(paid_at),
+        bank: Some(bank.to_string()),
+        bank_txn_id: Some(callback.bank_txn_id.clone()),
+        ..order.clone()
+    };
     let posting = Posting::transfer(
         Kind::Payment,
         callback_id,
@@ -420,8 +424,29 @@ async fn pay(
         ledger::agency_account(&order.agency, order.obligation),
         order.amount,
     );
-    ledger::post(client, &posting).await?;
-    outbox::record(client, &paid, EventType::Paid).await?;
+    let mark_paid = async {
+        let statement = client
+            .prepare_cached(
+                "UPDATE payments SET status = 'paid', paid_at = $2, bank_code = $3,
+                     bank_txn_id = $4, closed_at = now()
+                 WHERE id = $1",
+            )
+            .await?;
+        client
+            .execute(
+                &statement,
+                &[&order.id, &paid_at, &bank.as_str(), &callback.bank_txn_id],
+            )
+            .await
+    };
+    // The order, the ledger and the event are independent writes: they go out together, in
+    // one round trip, and stand or fall with the transaction.
+    futures_util::future::try_join3(
+        mark_paid,
+        ledger::post(client, &posting),
+        outbox::record(client, &paid, EventType::Paid),
+    )
+    .await?;
     tracing::info!(payment_id = %order.id, bank = %bank, source = source.as_str(), "payment accepted");
     Ok(Attempt::Done(Ok(answer("accepted", None, &paid))))
 }
