@@ -14,7 +14,7 @@ CREATE TABLE reconciliation_runs (
 CREATE INDEX reconciliation_runs_bank_date ON reconciliation_runs (bank_code, date, seq DESC);
 
 CREATE TABLE reconciliation_items (
-    id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id               bigint GENERATED ALWAYS AS IDENTITY,
     run_id           text NOT NULL REFERENCES reconciliation_runs (id),
     outcome          text NOT NULL CHECK (outcome IN ('matched', 'recovered', 'missing_in_gateway',
                          'missing_in_bank', 'mismatch', 'duplicate_in_statement', 'invalid_line')),
@@ -26,10 +26,13 @@ CREATE TABLE reconciliation_items (
     -- The obligation whose agency account the money was credited to (matched and recovered
     -- items that did not go to suspense), for the run's by_obligation totals.
     obligation       text,
-    detail           text
+    detail           text,
+    -- A run has up to millions of items: one index for paging them all in order, and a
+    -- small one for the differences (everything but `matched`), which auditors page by outcome.
+    PRIMARY KEY (run_id, id)
 );
-CREATE INDEX reconciliation_items_run ON reconciliation_items (run_id, id);
-CREATE INDEX reconciliation_items_run_outcome ON reconciliation_items (run_id, outcome, id);
+CREATE INDEX reconciliation_items_differences ON reconciliation_items (run_id, id)
+    WHERE outcome <> 'matched';
 
 -- Bank transactions that some run matched or recovered: a later run of another day does not
 -- report them missing (a timing difference, not a gap).
