@@ -16,7 +16,7 @@ use paygate::auth::{self, keys, Role};
 use paygate::config::Config;
 use paygate::db::embedded::{Cluster, ClusterOptions};
 use paygate::http::Application;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 /// Where test databases are made: a server, and the template each test database copies.
 struct Server {
@@ -292,6 +292,19 @@ impl Drop for TestApp {
     fn drop(&mut self) {
         // `stop` sends its command at once; the returned future only waits for completion.
         drop(self.handle.0.stop(false));
+    }
+}
+
+/// Valid `details` of each obligation, with realistic codes (contract section 1).
+pub fn details(obligation: &str) -> Value {
+    match obligation {
+        "fee" => json!({"procedure_code": "1.002804", "dossier_code": "H12.99-261122-0001"}),
+        "tax" => json!({"tax_code": "0101234567", "tax_period": "Quý 4/2026"}),
+        "social_insurance" => json!({"insurance_code": "0123456789", "period": "2026-11"}),
+        "fine" => json!({"decision_number": "123/QĐ-XPVPHC", "violation_date": "2026-11-20"}),
+        "electricity" => json!({"customer_code": "PE01000123456", "billing_period": "2026-11"}),
+        "court_advance" => json!({"case_number": "456/2026/TLST-DS", "court_code": "TAND-HN"}),
+        other => panic!("no details for {other}"),
     }
 }
 

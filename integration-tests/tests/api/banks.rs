@@ -5,7 +5,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use integration_tests::{assert_problem, invalid_fields, test_config, TestApp};
+use integration_tests::{assert_problem, details, invalid_fields, test_config, TestApp};
 use paygate::config::Config;
 use paygate::signature::sign;
 use reqwest::header::HeaderValue;
@@ -91,19 +91,6 @@ fn rfc3339_at_offset(unix_s: i64, offset_hours: i64) -> String {
 /// A bank's time of payment a minute ago.
 fn paid_a_minute_ago() -> String {
     rfc3339(now_s() - 60)
-}
-
-/// Realistic details of each obligation.
-fn details(obligation: &str) -> Value {
-    match obligation {
-        "fee" => json!({"procedure_code": "1.002804", "dossier_code": "H12.99-261122-0001"}),
-        "tax" => json!({"tax_code": "0101234567", "tax_period": "Quý 4/2026"}),
-        "social_insurance" => json!({"insurance_code": "0123456789", "period": "2026-11"}),
-        "fine" => json!({"decision_number": "123/QĐ-XPVPHC", "violation_date": "2026-11-20"}),
-        "electricity" => json!({"customer_code": "PE01000123456", "billing_period": "2026-11"}),
-        "court_advance" => json!({"case_number": "456/2026/TLST-DS", "court_code": "TAND-HN"}),
-        other => panic!("no details for {other}"),
-    }
 }
 
 /// A create body (contract section 5) without `expires_at`.

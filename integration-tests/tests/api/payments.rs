@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use integration_tests::{assert_problem, invalid_fields, test_config, TestApp};
+use integration_tests::{assert_problem, details, invalid_fields, test_config, TestApp};
 use paygate::config::Config;
 use reqwest::header::HeaderValue;
 use reqwest::{Method, Response};
@@ -40,19 +40,6 @@ const PAYMENT_FIELDS: [&str; 15] = [
     "bank",
     "bank_txn_id",
 ];
-
-/// Realistic details of each obligation, every optional field given.
-fn details(obligation: &str) -> Value {
-    match obligation {
-        "fee" => json!({"procedure_code": "1.002804", "dossier_code": "H12.99-261122-0001"}),
-        "tax" => json!({"tax_code": "0101234567", "tax_period": "Quý 4/2026"}),
-        "social_insurance" => json!({"insurance_code": "0123456789", "period": "2026-11"}),
-        "fine" => json!({"decision_number": "123/QĐ-XPVPHC", "violation_date": "2026-11-20"}),
-        "electricity" => json!({"customer_code": "PE01000123456", "billing_period": "2026-11"}),
-        "court_advance" => json!({"case_number": "456/2026/TLST-DS", "court_code": "TAND-HN"}),
-        other => panic!("no details for {other}"),
-    }
-}
 
 /// A valid create body without `expires_at`.
 fn order(obligation: &str, reference: &str) -> Value {

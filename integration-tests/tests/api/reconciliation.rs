@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use integration_tests::{assert_problem, invalid_fields, TestApp};
+use integration_tests::{assert_problem, details, invalid_fields, TestApp};
 use paygate::signature::sign;
 use reqwest::{Method, Response};
 use serde_json::{json, Value};
@@ -67,19 +67,6 @@ fn now_s() -> i64 {
         .duration_since(UNIX_EPOCH)
         .expect("the clock is after 1970");
     i64::try_from(since_epoch.as_secs()).expect("seconds fit in i64")
-}
-
-/// Realistic details of each obligation.
-fn details(obligation: &str) -> Value {
-    match obligation {
-        "fee" => json!({"procedure_code": "1.002804", "dossier_code": "H12.99-261122-0001"}),
-        "tax" => json!({"tax_code": "0101234567", "tax_period": "Quý 4/2026"}),
-        "social_insurance" => json!({"insurance_code": "0123456789", "period": "2026-11"}),
-        "fine" => json!({"decision_number": "123/QĐ-XPVPHC", "violation_date": "2026-11-20"}),
-        "electricity" => json!({"customer_code": "PE01000123456", "billing_period": "2026-11"}),
-        "court_advance" => json!({"case_number": "456/2026/TLST-DS", "court_code": "TAND-HN"}),
-        other => panic!("no details for {other}"),
-    }
 }
 
 /// A statement: the usual header, then `lines` each ended by a newline.
