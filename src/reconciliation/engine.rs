@@ -171,7 +171,8 @@ pub async fn run(
              CREATE TEMPORARY TABLE classified (
                  line integer NOT NULL, outcome text NOT NULL, bank_txn_id text, payment_id text,
                  statement_amount numeric(15, 0), currency text, paid_at timestamptz,
-                 gateway_amount numeric(15, 0), obligation text, detail text) ON COMMIT DROP;",
+                 gateway_amount numeric(15, 0), gateway_paid_at timestamptz, obligation text,
+                 detail text) ON COMMIT DROP;",
         )
         .await?;
     let started = std::time::Instant::now();
@@ -187,7 +188,6 @@ pub async fn run(
     transaction.batch_execute("ANALYZE statement_lines").await?;
 
     let run_id = keys::random_id("rec", 12);
-    let (day_start, day_end) = business_day(date);
     transaction
         .execute(
             "INSERT INTO reconciliation_runs (id, bank_code, date, statement_lines, summary, by_obligation)
@@ -199,7 +199,7 @@ pub async fn run(
     phase("classify");
     recover(&mut transaction, bank).await?;
     phase("recover");
-    record_items(&transaction, &run_id, bank, day_start, day_end).await?;
+    record_items(&transaction, &run_id, bank, date).await?;
     phase("items");
     let (summary, by_obligation) = totals(&transaction, &run_id).await?;
     phase("totals");
@@ -343,7 +343,7 @@ async fn classify(
     client
         .execute(
             "INSERT INTO classified (line, outcome, bank_txn_id, payment_id, statement_amount,
-                 currency, paid_at, gateway_amount, obligation, detail)
+                 currency, paid_at, gateway_amount, gateway_paid_at, obligation, detail)
              SELECT s.line,
                  CASE WHEN s.occurrence > 1 THEN 'duplicate_in_statement'
                       WHEN c.id IS NULL AND (o.id IS NULL OR o.amount <> s.amount
@@ -354,6 +354,7 @@ async fn classify(
                       ELSE 'mismatch' END,
                  s.bank_txn_id, s.payment_id, s.amount, s.currency, s.paid_at,
                  CASE WHEN s.occurrence = 1 THEN c.amount END,
+                 CASE WHEN s.occurrence = 1 THEN c.paid_at END,
                  CASE WHEN s.occurrence = 1 AND c.outcome = 'paid' AND c.payment_id = s.payment_id
                            AND c.amount = s.amount THEN p.obligation END,
                  CASE WHEN s.occurrence > 1 THEN 'bank_txn_id already on line ' || s.first_line
@@ -454,6 +455,7 @@ async fn recover(
             .execute(
                 "UPDATE classified k SET outcome = r.outcome, detail = r.detail,
                      gateway_amount = CASE WHEN r.outcome IN ('recovered', 'matched') THEN k.statement_amount END,
+                     gateway_paid_at = CASE WHEN r.outcome IN ('recovered', 'matched') THEN k.paid_at END,
                      obligation = CASE WHEN r.credited THEN
                          (SELECT p.obligation FROM payments p WHERE p.id = k.payment_id) END
                  FROM unnest($1::int[], $2::text[], $3::text[], $4::bool[]) AS r(line, outcome, detail, credited)
@@ -470,9 +472,9 @@ async fn record_items(
     client: &deadpool_postgres::Transaction<'_>,
     run_id: &str,
     bank: &BankCode,
-    day_start: OffsetDateTime,
-    day_end: OffsetDateTime,
+    date: Date,
 ) -> Result<(), ReconcileError> {
+    let (day_start, day_end) = business_day(date);
     client
         .execute(
             "INSERT INTO reconciliation_items (run_id, outcome, line, bank_txn_id, payment_id,
@@ -499,18 +501,30 @@ async fn record_items(
              WHERE c.bank_code = $2 AND c.outcome IN ('paid', 'exception')
                AND c.paid_at >= $3 AND c.paid_at < $4
                AND NOT EXISTS (SELECT 1 FROM statement_lines s WHERE s.bank_txn_id = c.bank_txn_id)
+               -- Carried by another day's statement (a timing difference, not a gap)...
                AND NOT EXISTS (SELECT 1 FROM reconciled_transactions r
                                WHERE r.bank_code = c.bank_code AND r.bank_txn_id = c.bank_txn_id)
+               -- ... or matched by an earlier run of this day.
+               AND NOT EXISTS (SELECT 1 FROM reconciliation_items i
+                               JOIN reconciliation_runs e ON e.id = i.run_id
+                               WHERE e.bank_code = $2 AND e.date = $5 AND e.id <> $1
+                                 AND i.outcome IN ('matched', 'recovered')
+                                 AND i.bank_txn_id = c.bank_txn_id)
              ORDER BY c.paid_at, c.bank_txn_id",
-            &[&run_id, &bank.as_str(), &day_start, &day_end],
+            &[&run_id, &bank.as_str(), &day_start, &day_end, &date],
         )
         .await?;
+    // Only matches of another day's records need remembering: a record of this day that this
+    // run matched is found among this run's items by a later run of the same day. (Recording
+    // every match would write a million index entries per run for nothing.)
     client
         .execute(
             "INSERT INTO reconciled_transactions (bank_code, bank_txn_id, run_id)
-             SELECT $2, bank_txn_id, $1 FROM classified WHERE outcome IN ('matched', 'recovered')
+             SELECT $2, bank_txn_id, $1 FROM classified
+             WHERE outcome IN ('matched', 'recovered')
+               AND NOT (gateway_paid_at >= $3 AND gateway_paid_at < $4)
              ON CONFLICT DO NOTHING",
-            &[&run_id, &bank.as_str()],
+            &[&run_id, &bank.as_str(), &day_start, &day_end],
         )
         .await?;
     Ok(())
