@@ -1,59 +1,13 @@
 //! The `paygate` binary as an operator runs it: the embedded default database, the commands of
 //! contract section 10, and configuration errors.
 
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const PAYGATE: &str = env!("CARGO_BIN_EXE_paygate");
+mod common;
 
-/// A data directory under the system's temporary directory (the `postgres` account can enter
-/// it), cleaned up with whatever cluster runs in it when the test ends, passed or failed.
-struct DataDir(PathBuf);
-
-impl DataDir {
-    fn new() -> DataDir {
-        let dir = std::env::temp_dir().join(paygate::auth::keys::random_id("paygate-cli", 6));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-        DataDir(dir)
-    }
-
-    fn pid_file(&self) -> PathBuf {
-        self.0.join("postgres/postmaster.pid")
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(PAYGATE);
-        command
-            .args(args)
-            .env_remove("DATABASE_URL")
-            .env("PAYGATE_DATA_DIR", &self.0)
-            .env("RUST_LOG", "info");
-        command
-    }
-}
-
-impl Drop for DataDir {
-    fn drop(&mut self) {
-        if let Ok(text) = std::fs::read_to_string(self.pid_file()) {
-            if let Some(pid) = text.lines().next() {
-                let _ = Command::new("kill").args(["-QUIT", pid.trim()]).status();
-                std::thread::sleep(Duration::from_secs(1));
-            }
-        }
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use common::{free_port, DataDir, PAYGATE};
 
 fn run(mut command: Command) -> Output {
     let output = command.output().unwrap();
@@ -126,7 +80,7 @@ fn owner_uid(path: &Path) -> u32 {
 
 #[tokio::test]
 async fn the_embedded_default_serves_shares_its_cluster_and_keeps_data_across_restarts() {
-    let data = DataDir::new();
+    let data = DataDir::new("paygate-cli");
     let server = Server::start(&data).await;
     if unsafe { libc::geteuid() } == 0 {
         assert_ne!(
@@ -190,7 +144,7 @@ async fn the_embedded_default_serves_shares_its_cluster_and_keeps_data_across_re
 
 #[test]
 fn a_command_alone_starts_the_cluster_and_stops_it_when_done() {
-    let data = DataDir::new();
+    let data = DataDir::new("paygate-cli");
     run(data.command(&["migrate"]));
     assert!(data.0.join("postgres/PG_VERSION").exists());
     assert!(!data.pid_file().exists(), "the cluster was stopped again");

@@ -4,60 +4,12 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-const PAYGATE: &str = env!("CARGO_BIN_EXE_paygate");
+mod common;
 
-/// A data directory under the system's temporary directory (the `postgres` account can enter
-/// it), cleaned up with whatever cluster runs in it when the test ends, passed or failed.
-struct DataDir(PathBuf);
-
-impl DataDir {
-    fn new() -> DataDir {
-        let dir = std::env::temp_dir().join(paygate::auth::keys::random_id("paygate-shutdown", 6));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-        DataDir(dir)
-    }
-
-    fn pid_file(&self) -> PathBuf {
-        self.0.join("postgres/postmaster.pid")
-    }
-
-    fn log_file(&self) -> PathBuf {
-        self.0.join("serve.log")
-    }
-
-    /// The server's stderr so far, for failure messages.
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.log_file()).unwrap_or_default()
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(PAYGATE);
-        command
-            .args(args)
-            .env_remove("DATABASE_URL")
-            .env("PAYGATE_DATA_DIR", &self.0)
-            .env("RUST_LOG", "info");
-        command
-    }
-}
-
-impl Drop for DataDir {
-    fn drop(&mut self) {
-        if let Ok(text) = std::fs::read_to_string(self.pid_file()) {
-            if let Some(pid) = text.lines().next() {
-                let _ = Command::new("kill").args(["-QUIT", pid.trim()]).status();
-                std::thread::sleep(Duration::from_secs(1));
-            }
-        }
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use common::{free_port, DataDir};
 
 /// The server process; killed if the test fails before it exits by itself.
 struct Server(Child);
@@ -67,14 +19,6 @@ impl Drop for Server {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// The status line of a plain `GET /readyz`, or `None` when there is no answer (yet).
@@ -131,7 +75,7 @@ fn new_connection_is_not_served(address: SocketAddr) -> Result<(), String> {
 
 #[test]
 fn sigterm_lets_an_in_flight_request_finish_and_then_exits() {
-    let data = DataDir::new();
+    let data = DataDir::new("paygate-shutdown");
     let port = free_port();
     let address = SocketAddr::from(([127, 0, 0, 1], port));
     let log = std::fs::File::create(data.log_file()).unwrap();

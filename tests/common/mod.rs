@@ -1,0 +1,68 @@
+//! Helpers shared by the tests that run the `paygate` binary.
+
+// Each test file uses its own subset of these helpers.
+#![allow(dead_code)]
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+pub const PAYGATE: &str = env!("CARGO_BIN_EXE_paygate");
+
+/// A data directory under the system's temporary directory (the `postgres` account can enter
+/// it), cleaned up with whatever cluster runs in it when the test ends, passed or failed.
+pub struct DataDir(pub PathBuf);
+
+impl DataDir {
+    pub fn new(prefix: &str) -> DataDir {
+        let dir = std::env::temp_dir().join(paygate::auth::keys::random_id(prefix, 6));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        DataDir(dir)
+    }
+
+    pub fn pid_file(&self) -> PathBuf {
+        self.0.join("postgres/postmaster.pid")
+    }
+
+    pub fn log_file(&self) -> PathBuf {
+        self.0.join("serve.log")
+    }
+
+    /// The server's stderr so far, for failure messages.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_file()).unwrap_or_default()
+    }
+
+    /// `paygate <args>` on this data directory's embedded cluster.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(PAYGATE);
+        command
+            .args(args)
+            .env_remove("DATABASE_URL")
+            .env("PAYGATE_DATA_DIR", &self.0)
+            .env("RUST_LOG", "info");
+        command
+    }
+}
+
+impl Drop for DataDir {
+    fn drop(&mut self) {
+        if let Ok(text) = std::fs::read_to_string(self.pid_file()) {
+            if let Some(pid) = text.lines().next() {
+                let _ = Command::new("kill").args(["-QUIT", pid.trim()]).status();
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
