@@ -1,5 +1,5 @@
 -- Foundation: agencies, banks and their signing keys, API keys.
--- Codes follow contract section 2: ^[A-Z0-9][A-Z0-9._-]{1,31}$.
+-- Codes of agencies and banks: ^[A-Z0-9][A-Z0-9._-]{1,31}$.
 
 CREATE TABLE agencies (
     code          text PRIMARY KEY CHECK (code ~ '^[A-Z0-9][A-Z0-9._-]{1,31}$'),

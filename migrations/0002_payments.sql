@@ -1,4 +1,4 @@
--- Payment orders, idempotency keys and the event outbox (contract sections 5 and 7).
+-- Payment orders, idempotency keys and the event outbox.
 
 CREATE TABLE payments (
     id              text PRIMARY KEY CHECK (id ~ '^[A-Za-z0-9_-]{1,64}$'),

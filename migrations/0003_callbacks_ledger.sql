@@ -1,4 +1,4 @@
--- Bank callbacks and the double-entry ledger (contract sections 6 and 8).
+-- Bank callbacks and the double-entry ledger.
 
 -- Every callback that moved money or recorded a failed attempt. Its (bank, bank_txn_id) is
 -- reserved for ever: a redelivery finds it here.

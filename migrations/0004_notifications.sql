@@ -1,4 +1,4 @@
--- Delivery of agency notifications (contract section 7).
+-- Delivery of agency notifications.
 
 -- Attempts since the event was last (re)scheduled: the position in the retry schedule.
 -- `attempts` counts every attempt ever made.

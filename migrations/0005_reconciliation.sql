@@ -1,4 +1,4 @@
--- Reconciliation runs against banks' daily statements (contract section 9).
+-- Reconciliation runs against banks' daily statements.
 
 CREATE TABLE reconciliation_runs (
     id              text PRIMARY KEY CHECK (id ~ '^[A-Za-z0-9_-]{1,64}$'),
@@ -7,7 +7,7 @@ CREATE TABLE reconciliation_runs (
     date            date NOT NULL,
     created_at      timestamptz NOT NULL DEFAULT now(),
     statement_lines integer NOT NULL CHECK (statement_lines >= 0),
-    -- json, not jsonb: the outcomes keep the contract's order.
+    -- json, not jsonb: the outcomes keep their documented order.
     summary         json NOT NULL,
     by_obligation   json NOT NULL
 );

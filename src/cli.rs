@@ -1,4 +1,4 @@
-//! The command line (contract section 10).
+//! The command line (docs/operating.md describes each command).
 
 use std::io::Read;
 use std::net::TcpListener;
@@ -38,10 +38,19 @@ enum Command {
         command: AdminCommand,
     },
     /// Print a Paygate-Signature header value for the body read from stdin.
+    ///
+    /// The HMAC secret (a bank's secret, or an agency's notify secret) comes from exactly one
+    /// of: the environment variable PAYGATE_SIGN_SECRET, --secret-file, or --secret.
     Sign {
-        /// The HMAC secret (a bank's secret, or an agency's notify secret).
-        #[arg(long)]
-        secret: String,
+        /// Read the secret from this file (one trailing newline is ignored). Safer than
+        /// --secret: the secret appears neither in the process list nor in shell history.
+        #[arg(long, value_name = "FILE")]
+        secret_file: Option<std::path::PathBuf>,
+        /// The secret itself. The least safe way: every user of the machine can read it in the
+        /// process list (`ps`), and it stays in shell history. Prefer PAYGATE_SIGN_SECRET or
+        /// --secret-file; kept for compatibility.
+        #[arg(long, value_name = "SECRET")]
+        secret: Option<String>,
         /// The key id to name in the header.
         #[arg(long)]
         kid: String,
@@ -61,7 +70,9 @@ enum Command {
         /// The statement CSV file.
         #[arg(long)]
         statement: std::path::PathBuf,
-        /// Also write the run's items (the report) to this file.
+        /// Also write the run's items (the report) to this file. In CSV, a cell that starts
+        /// with =, +, -, @, a tab or a carriage return is written with a leading ' so that a
+        /// spreadsheet shows it as text; JSON keeps every value as it is.
         #[arg(long)]
         out: Option<std::path::PathBuf>,
         /// Format of --out.
@@ -79,6 +90,9 @@ enum AdminCommand {
     CreateKey {
         #[arg(long, value_enum)]
         role: KeyRole,
+        /// Whose key it is (1-64 characters), shown in the key list; never the key itself.
+        #[arg(long, value_parser = auth::parse_label)]
+        label: Option<String>,
     },
 }
 
@@ -106,10 +120,12 @@ pub async fn run(cli: Cli) -> ExitCode {
     crate::telemetry::init_logging();
     let result = match cli.command {
         Command::Sign {
+            secret_file,
             secret,
             kid,
             timestamp,
-        } => sign(&secret, &kid, timestamp),
+        } => sign_secret(secret, secret_file, std::env::var_os(SIGN_SECRET_VARIABLE))
+            .and_then(|secret| sign(&secret, &kid, timestamp)),
         Command::Openapi => {
             print!("{}", crate::openapi::to_json(&crate::openapi::document()));
             Ok(())
@@ -119,8 +135,8 @@ pub async fn run(cli: Cli) -> ExitCode {
         }
         Command::Migrate => with_database(&config, migrate_only).await,
         Command::Admin {
-            command: AdminCommand::CreateKey { role },
-        } => with_database(&config, |db| create_key(db, role)).await,
+            command: AdminCommand::CreateKey { role, label },
+        } => with_database(&config, |db| create_key(db, role, label)).await,
         Command::Reconcile {
             bank,
             date,
@@ -147,59 +163,92 @@ pub async fn run(cli: Cli) -> ExitCode {
 /// embedded cluster again whatever `work` returned.
 async fn with_database<F, Fut>(config: &Config, work: F) -> anyhow::Result<()>
 where
-    F: FnOnce(tokio_postgres::Config) -> Fut,
+    F: FnOnce(db::Connections) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<()>>,
 {
     let owned = config.clone();
     let database = tokio::task::spawn_blocking(move || Database::open(&owned)).await??;
-    let result = work(database.config.clone()).await;
+    let result = work(database.connections.clone()).await;
     tokio::task::spawn_blocking(move || database.close()).await?;
     result
 }
 
-async fn migrate_pool(
-    settings: &tokio_postgres::Config,
-) -> anyhow::Result<deadpool_postgres::Pool> {
-    let pool = db::pool(settings, 2);
+/// Applies the pending migrations as the owner role.
+async fn apply_migrations(settings: &db::Settings) -> anyhow::Result<()> {
+    let pool = db::pool(settings, 1);
     db::check(&pool)
         .await
-        .map_err(|err| anyhow::anyhow!("cannot reach the database: {err}"))?;
+        .map_err(|err| err.context("cannot reach the database to migrate it"))?;
     let mut client = pool.get().await?;
-    migrate::run(&mut client).await?;
+    let result = migrate::run(&mut client).await;
     drop(client);
+    pool.close();
+    match result {
+        Ok(_) => Ok(()),
+        Err(err) if err.is_permission_denied() => Err(anyhow::anyhow!(
+            "{err}: migrations must run as the owner of the schema; set \
+             PAYGATE_MIGRATION_DATABASE_URL to the owner's URL (DATABASE_URL is the service role)"
+        )),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Applies pending migrations as the owner, then returns a small pool connected as the service.
+/// When nothing is pending, the migration step only reads which migrations are applied, which
+/// the service role may do; so a command run with only the service role's URL works on an
+/// up-to-date database and fails clearly on an outdated one.
+async fn migrate_pool(connections: &db::Connections) -> anyhow::Result<deadpool_postgres::Pool> {
+    apply_migrations(&connections.migrations).await?;
+    let pool = db::pool(&connections.service, 2);
+    db::check(&pool)
+        .await
+        // The causes matter here (a refused certificate, a role that may not log in).
+        .map_err(|err| err.context("cannot reach the database"))?;
     Ok(pool)
 }
 
-async fn migrate_only(settings: tokio_postgres::Config) -> anyhow::Result<()> {
-    migrate_pool(&settings).await?;
-    Ok(())
+async fn migrate_only(connections: db::Connections) -> anyhow::Result<()> {
+    apply_migrations(&connections.migrations).await
 }
 
-async fn create_key(settings: tokio_postgres::Config, role: KeyRole) -> anyhow::Result<()> {
+async fn create_key(
+    settings: db::Connections,
+    role: KeyRole,
+    label: Option<String>,
+) -> anyhow::Result<()> {
     let pool = migrate_pool(&settings).await?;
     let role = match role {
         KeyRole::Admin => Role::Admin,
         KeyRole::Auditor => Role::Auditor,
     };
     let client = pool.get().await?;
-    let key = auth::create_api_key(&client, role, None).await?;
-    tracing::info!(role = role.as_str(), "API key created");
-    println!("{key}");
+    let key = auth::insert_api_key(
+        &client,
+        auth::NewApiKey {
+            role,
+            agency: None,
+            label: label.as_deref(),
+        },
+    )
+    .await?;
+    tracing::info!(role = role.as_str(), key_id = %key.id, "API key created");
+    println!("{}", key.api_key);
     Ok(())
 }
 
 async fn serve(
     config: &Config,
-    settings: tokio_postgres::Config,
+    connections: db::Connections,
     no_migrate: bool,
 ) -> anyhow::Result<()> {
     if !no_migrate {
-        migrate_pool(&settings).await?.close();
+        apply_migrations(&connections.migrations).await?;
     }
-    let pool = db::pool(&settings, db::POOL_MAX_SIZE);
+    let pool = db::pool(&connections.service, db::POOL_MAX_SIZE);
     db::check(&pool)
         .await
-        .map_err(|err| anyhow::anyhow!("cannot reach the database: {err}"))?;
+        // The causes matter here (a refused certificate, a role that may not log in).
+        .map_err(|err| err.context("cannot reach the database"))?;
     let listener = TcpListener::bind(config.listen)
         .map_err(|err| anyhow::anyhow!("cannot listen on {}: {err}", config.listen))?;
     tracing::info!(address = %config.listen, "paygate is listening");
@@ -216,7 +265,7 @@ async fn serve(
 }
 
 async fn reconcile(
-    settings: tokio_postgres::Config,
+    settings: db::Connections,
     bank: &str,
     date: &str,
     statement: std::path::PathBuf,
@@ -248,7 +297,10 @@ async fn reconcile(
         } else {
             None
         };
-    let run = crate::reconciliation::engine::run(&pool, &bank, date, Box::new(file), progress)
+    // The command line is run by an operator with access to the database: it applies
+    // recoveries, like an admin key.
+    let by = crate::reconciliation::engine::RunBy::CommandLine;
+    let run = crate::reconciliation::engine::run(&pool, &bank, date, file, progress, by)
         .await
         .map_err(|err| anyhow::anyhow!("{err}"))?;
     if let Some(out) = out {
@@ -274,13 +326,78 @@ async fn wait_for_stop_signal() {
     }
 }
 
-fn sign(secret: &str, kid: &str, timestamp: Option<i64>) -> anyhow::Result<()> {
+/// The environment variable `paygate sign` reads its secret from.
+const SIGN_SECRET_VARIABLE: &str = "PAYGATE_SIGN_SECRET";
+/// A secret file larger than this is surely the wrong file.
+const MAX_SECRET_FILE_BYTES: u64 = 64 * 1024;
+
+/// The secret of `paygate sign`, from exactly one of its three sources: `--secret`,
+/// `--secret-file` or the environment variable. Two sources are refused rather than ranked, so
+/// that a forgotten exported variable never silently signs with the wrong secret.
+fn sign_secret(
+    argument: Option<String>,
+    file: Option<std::path::PathBuf>,
+    variable: Option<std::ffi::OsString>,
+) -> anyhow::Result<Vec<u8>> {
+    use std::os::unix::ffi::OsStringExt;
+    let given: Vec<&str> = [
+        argument.as_ref().map(|_| "--secret"),
+        file.as_ref().map(|_| "--secret-file"),
+        variable.as_ref().map(|_| SIGN_SECRET_VARIABLE),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let secret = match (argument, file, variable) {
+        _ if given.len() > 1 => anyhow::bail!(
+            "the secret is given {} times ({}); give exactly one of {SIGN_SECRET_VARIABLE}, \
+             --secret-file or --secret",
+            given.len(),
+            given.join(", ")
+        ),
+        (Some(secret), None, None) => secret.into_bytes(),
+        (None, None, Some(secret)) => secret.into_vec(),
+        (None, Some(path), None) => {
+            let mut secret = Vec::new();
+            std::fs::File::open(&path)
+                .and_then(|file| {
+                    file.take(MAX_SECRET_FILE_BYTES + 1)
+                        .read_to_end(&mut secret)
+                })
+                .map_err(|err| {
+                    anyhow::anyhow!("cannot read --secret-file {}: {err}", path.display())
+                })?;
+            anyhow::ensure!(
+                secret.len() as u64 <= MAX_SECRET_FILE_BYTES,
+                "--secret-file {} is larger than {MAX_SECRET_FILE_BYTES} bytes; is it the \
+                 right file?",
+                path.display()
+            );
+            // Editors and `echo` end a file with a newline that is not part of the secret.
+            if secret.ends_with(b"\r\n") {
+                secret.truncate(secret.len() - 2);
+            } else if secret.ends_with(b"\n") {
+                secret.truncate(secret.len() - 1);
+            }
+            secret
+        }
+        _ => anyhow::bail!(
+            "no secret given: set {SIGN_SECRET_VARIABLE} or pass --secret-file FILE \
+             (or --secret, which shows the secret to other users of the machine)"
+        ),
+    };
+    anyhow::ensure!(
+        !secret.is_empty(),
+        "the secret is empty ({})",
+        given.join("")
+    );
+    Ok(secret)
+}
+
+fn sign(secret: &[u8], kid: &str, timestamp: Option<i64>) -> anyhow::Result<()> {
     let mut body = Vec::new();
     std::io::stdin().read_to_end(&mut body)?;
     let timestamp = timestamp.unwrap_or_else(|| time::OffsetDateTime::now_utc().unix_timestamp());
-    println!(
-        "{}",
-        crate::signature::sign(secret.as_bytes(), kid, timestamp, &body)
-    );
+    println!("{}", crate::signature::sign(secret, kid, timestamp, &body));
     Ok(())
 }

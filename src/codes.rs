@@ -1,4 +1,4 @@
-//! Codes of agencies and banks (contract section 2): `^[A-Z0-9][A-Z0-9._-]{1,31}$`.
+//! Codes of agencies and banks: `^[A-Z0-9][A-Z0-9._-]{1,31}$`.
 //!
 //! Each is its own type, so an agency code can never be passed where a bank code is meant.
 

@@ -1,4 +1,4 @@
-//! Configuration from the environment (contract section 10), validated once at start-up.
+//! Configuration from the environment (docs/operating.md lists it), validated once at start-up.
 //!
 //! A bad value stops the process with one line that names the variable, so an operator never
 //! has to guess which of several settings was wrong.
@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
 
-/// The default notification retry schedule of contract section 7, in seconds.
+/// The default notification retry schedule (docs/api-guide.md, notifications), in seconds.
 pub const DEFAULT_NOTIFY_BACKOFF_S: &[u64] =
     &[10, 30, 60, 300, 900, 3_600, 10_800, 21_600, 43_200, 86_400];
 /// A retry schedule longer than this is surely a typo, and would keep dead endpoints busy.
@@ -19,8 +19,12 @@ const MAX_SIGNATURE_TOLERANCE_S: u64 = 3_600;
 
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// `DATABASE_URL`; `None` selects the embedded cluster under `data_dir`.
-    pub database_url: Option<tokio_postgres::Config>,
+    /// `DATABASE_URL`: what the service connects as; `None` selects the embedded cluster under
+    /// `data_dir`.
+    pub database_url: Option<crate::db::Settings>,
+    /// `PAYGATE_MIGRATION_DATABASE_URL`: what migrations connect as (the owner of the schema);
+    /// `None` migrates as `DATABASE_URL`.
+    pub migration_database_url: Option<crate::db::Settings>,
     /// `PAYGATE_LISTEN`.
     pub listen: SocketAddr,
     /// `PAYGATE_DATA_DIR`.
@@ -53,6 +57,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             database_url: None,
+            migration_database_url: None,
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("./data"),
             signature_tolerance_s: 300,
@@ -66,7 +71,7 @@ impl Default for Config {
 }
 
 impl Config {
-    /// Reads every variable of contract section 10 from the process environment.
+    /// Reads every configuration variable from the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
@@ -75,14 +80,30 @@ impl Config {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let mut config = Config::default();
         let get = |name: &str| lookup(name).filter(|value| !value.is_empty());
-        if let Some(value) = get("DATABASE_URL") {
-            let parsed = tokio_postgres::Config::from_str(&value).map_err(|err| ConfigError {
-                variable: "DATABASE_URL",
-                // The URL may carry a password: never echo it back.
+        let database_url =
+            |variable: &'static str| -> Result<Option<crate::db::Settings>, ConfigError> {
+                let Some(value) = get(variable) else {
+                    return Ok(None);
+                };
+                crate::db::Settings::from_str(&value)
+                    .map(Some)
+                    .map_err(|err| ConfigError {
+                        variable,
+                        // The URL may carry a password: never echo it back.
+                        value: "<hidden>".to_owned(),
+                        expected: format!("a PostgreSQL connection URL ({err})"),
+                    })
+            };
+        config.database_url = database_url("DATABASE_URL")?;
+        config.migration_database_url = database_url("PAYGATE_MIGRATION_DATABASE_URL")?;
+        if config.migration_database_url.is_some() && config.database_url.is_none() {
+            return Err(ConfigError {
+                variable: "PAYGATE_MIGRATION_DATABASE_URL",
                 value: "<hidden>".to_owned(),
-                expected: format!("a PostgreSQL connection URL ({err})"),
-            })?;
-            config.database_url = Some(parsed);
+                expected: "to be set together with DATABASE_URL (the embedded database sets up \
+                           its own roles)"
+                    .to_owned(),
+            });
         }
         if let Some(value) = get("PAYGATE_LISTEN") {
             config.listen = value.parse().map_err(|_| ConfigError {
@@ -169,6 +190,7 @@ mod tests {
     fn an_empty_environment_gives_the_documented_defaults() {
         let config = config_from(&[]).unwrap();
         assert!(config.database_url.is_none());
+        assert!(config.migration_database_url.is_none());
         assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(config.data_dir, PathBuf::from("./data"));
         assert_eq!(config.signature_tolerance_s, 300);
@@ -180,6 +202,10 @@ mod tests {
     fn every_variable_is_read() {
         let config = config_from(&[
             ("DATABASE_URL", "postgres://u:p@db.internal:5432/paygate"),
+            (
+                "PAYGATE_MIGRATION_DATABASE_URL",
+                "postgres://owner:p@db.internal:5432/paygate?sslmode=require",
+            ),
             ("PAYGATE_LISTEN", "0.0.0.0:9000"),
             ("PAYGATE_DATA_DIR", "/var/lib/paygate"),
             ("PAYGATE_SIGNATURE_TOLERANCE_S", "120"),
@@ -188,7 +214,13 @@ mod tests {
             ("RUST_LOG", "paygate=debug"),
         ])
         .unwrap();
-        assert_eq!(config.database_url.unwrap().get_dbname(), Some("paygate"));
+        assert_eq!(
+            config.database_url.unwrap().config.get_dbname(),
+            Some("paygate")
+        );
+        let migrations = config.migration_database_url.unwrap();
+        assert_eq!(migrations.config.get_user(), Some("owner"));
+        assert_eq!(migrations.ssl_mode(), crate::db::settings::SslMode::Require);
         assert_eq!(config.listen.port(), 9000);
         assert_eq!(config.data_dir, PathBuf::from("/var/lib/paygate"));
         assert_eq!(config.signature_tolerance_s, 120);
@@ -197,9 +229,33 @@ mod tests {
     }
 
     #[test]
+    fn a_migration_url_without_a_database_url_is_refused() {
+        let err = config_from(&[(
+            "PAYGATE_MIGRATION_DATABASE_URL",
+            "postgres://owner:secret@db.internal/paygate",
+        )])
+        .unwrap_err();
+        assert_eq!(err.variable, "PAYGATE_MIGRATION_DATABASE_URL");
+        assert!(err.to_string().contains("DATABASE_URL"), "{err}");
+        assert!(!err.to_string().contains("secret"), "{err}");
+    }
+
+    #[test]
     fn each_bad_value_is_rejected_naming_its_variable() {
         let cases = [
             ("DATABASE_URL", "postgres://u:secret@host:notaport/db"),
+            (
+                "DATABASE_URL",
+                "postgres://u:secret@host/db?sslmode=verify-everything",
+            ),
+            (
+                "DATABASE_URL",
+                "postgres://u:secret@host/db?sslmode=verify-full&sslrootcert=/nonexistent/ca.crt",
+            ),
+            (
+                "PAYGATE_MIGRATION_DATABASE_URL",
+                "postgres://u:secret@host:notaport/db",
+            ),
             ("PAYGATE_LISTEN", "localhost"),
             ("PAYGATE_SIGNATURE_TOLERANCE_S", "0"),
             ("PAYGATE_SIGNATURE_TOLERANCE_S", "-5"),

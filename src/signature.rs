@@ -574,4 +574,120 @@ mod tests {
     fn the_header_name_is_paygate_signature() {
         assert_eq!(HEADER, "Paygate-Signature");
     }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        /// Optional whitespace as HTTP allows it around items and `=`.
+        fn ows() -> impl Strategy<Value = &'static str> {
+            prop_oneof![Just(""), Just(" "), Just("\t"), Just("  ")]
+        }
+
+        /// One `name=value` item, well formed or nearly so, for the parser's edge cases.
+        fn item() -> impl Strategy<Value = String> {
+            let name = prop_oneof![
+                Just("t"),
+                Just("kid"),
+                Just("v1"),
+                Just("v0"),
+                Just("T"),
+                Just(""),
+            ];
+            let value = prop_oneof![
+                "[0-9]{0,20}",
+                "[+-]?[0-9]{1,19}",
+                "[A-Za-z0-9._-]{0,70}",
+                "[0-9a-fA-F]{60,68}",
+                "\\PC{0,12}",
+            ];
+            (
+                ows(),
+                name,
+                ows(),
+                prop_oneof![Just("="), Just("=="), Just("")],
+                ows(),
+                value,
+            )
+                .prop_map(|(a, name, b, eq, c, value)| format!("{a}{name}{b}{eq}{c}{value}"))
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            #[test]
+            fn parse_never_panics_on_any_text(value in "\\PC{0,600}") {
+                let _ = SignatureHeader::parse(&value);
+            }
+
+            #[test]
+            fn parse_never_panics_on_near_misses_and_accepts_only_complete_headers(
+                items in proptest::collection::vec(item(), 0..6),
+                separator in prop_oneof![Just(","), Just(", "), Just(";")],
+            ) {
+                let value = items.join(separator);
+                if let Ok(header) = SignatureHeader::parse(&value) {
+                    prop_assert!(value.len() <= MAX_HEADER_LEN);
+                    prop_assert!(header.timestamp >= 0);
+                    prop_assert!(parse_kid(&header.kid).is_ok());
+                    // What parsed is one of each field, so writing it canonically parses
+                    // back to the same parts.
+                    let canonical = format!(
+                        "t={},kid={},v1={}", header.timestamp, header.kid, hex::encode(header.mac)
+                    );
+                    prop_assert_eq!(SignatureHeader::parse(&canonical), Ok(header));
+                }
+            }
+
+            #[test]
+            fn a_header_built_from_its_parts_parses_back_to_the_same_parts(
+                timestamp in 0..=i64::MAX,
+                kid in "[A-Za-z0-9._-]{1,64}",
+                mac in proptest::array::uniform32(any::<u8>()),
+                order in 0usize..6,
+                spaces in proptest::collection::vec(ows(), 12),
+            ) {
+                let fields = [
+                    ("t", timestamp.to_string()),
+                    ("kid", kid.clone()),
+                    ("v1", hex::encode(mac)),
+                ];
+                let permutations = [[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]];
+                let value = permutations[order]
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &field)| {
+                        let (name, text) = &fields[field];
+                        let s = &spaces[4 * i..4 * i + 4];
+                        format!("{}{name}{}={}{text}{}", s[0], s[1], s[2], s[3])
+                    })
+                    .collect::<Vec<_>>()
+                    .join(",");
+                let header = SignatureHeader::parse(&value).expect("a well-formed header");
+                prop_assert_eq!(header.timestamp, timestamp);
+                prop_assert_eq!(header.kid, kid);
+                prop_assert_eq!(header.mac, mac);
+            }
+
+            #[test]
+            fn what_sign_writes_parses_and_verifies_with_the_same_secret_only(
+                secret in proptest::collection::vec(any::<u8>(), 1..80),
+                kid in "[A-Za-z0-9._-]{1,64}",
+                timestamp in 0..=i64::MAX,
+                body in proptest::collection::vec(any::<u8>(), 0..200),
+            ) {
+                let value = sign(&secret, &kid, timestamp, &body);
+                let header = SignatureHeader::parse(&value).expect("sign writes a valid header");
+                prop_assert_eq!(&header.kid, &kid);
+                prop_assert_eq!(header.timestamp, timestamp);
+                prop_assert_eq!(header.verify(&secret, &body, timestamp, 0), Ok(()));
+                let mut other = secret.clone();
+                other[0] ^= 1;
+                prop_assert_eq!(
+                    header.verify(&other, &body, timestamp, 0),
+                    Err(SignatureError::BadMac)
+                );
+            }
+        }
+    }
 }

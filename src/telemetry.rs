@@ -1,4 +1,8 @@
 //! Logs (tracing, to stderr) and metrics (Prometheus text format).
+//!
+//! Every metric label takes its values from a set fixed by the code or by an administrator
+//! (the registered banks), never from what a client sends: a label value a client could choose
+//! would let anyone grow `/metrics`, and the memory behind it, without bound.
 
 use std::io::IsTerminal;
 
@@ -30,23 +34,35 @@ pub fn init_logging() {
     }
 }
 
+/// The `route` label of a request that no route answered (an unknown path, or a known path
+/// with a method it does not serve).
+pub const UNMATCHED_ROUTE: &str = "unmatched";
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HttpLabels {
-    pub method: String,
-    /// The matched route pattern (`/v1/agencies/{code}`), never the raw path, so that label
-    /// values stay few.
+    /// GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS or `other` (see
+    /// [`crate::http::method_label`]).
+    pub method: &'static str,
+    /// The matched route pattern (`/v1/agencies/{code}`), never the raw path, or
+    /// [`UNMATCHED_ROUTE`], so that label values stay few.
     pub route: String,
+    /// The answer's status code, which paygate chooses (a handler answers from a known set of
+    /// statuses), so its values stay few as well.
     pub status: u16,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabels {
-    pub method: String,
+    /// As [`HttpLabels::method`].
+    pub method: &'static str,
+    /// As [`HttpLabels::route`].
     pub route: String,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CallbackLabels {
+    /// The bank whose signature was verified, so one an administrator registered; a callback
+    /// with an unknown bank in its path is rejected before it is counted here.
     pub bank: String,
     /// accepted, failed, duplicate, exception, conflict, not_found, amount_mismatch, invalid.
     pub result: &'static str,

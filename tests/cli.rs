@@ -1,5 +1,5 @@
-//! The `paygate` binary as an operator runs it: the embedded default database, the commands of
-//! contract section 10, and configuration errors.
+//! The `paygate` binary as an operator runs it: the embedded default database, the commands
+//! that docs/operating.md describes, and configuration errors.
 
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
@@ -158,38 +158,171 @@ fn a_command_alone_starts_the_cluster_and_stops_it_when_done() {
     assert!(stdout.starts_with("pgk_"));
 }
 
-#[test]
-fn sign_prints_the_signature_header_for_stdin() {
-    let mut child = Command::new(PAYGATE)
-        .args([
-            "sign",
-            "--secret",
-            "bsk_test_secret",
-            "--kid",
-            "VCB",
-            "--timestamp",
-            "1700000000",
-        ])
+/// Runs `paygate sign --kid VCB --timestamp 1700000000 <args>` on the body `{"a":1}`, with
+/// `PAYGATE_SIGN_SECRET` set to `variable` (or unset).
+fn sign_with(args: &[&str], variable: Option<&str>) -> Output {
+    use std::io::Write;
+    let mut command = Command::new(PAYGATE);
+    command
+        .args(["sign", "--kid", "VCB", "--timestamp", "1700000000"])
+        .args(args)
+        .env_remove("PAYGATE_SIGN_SECRET")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
+        .stderr(Stdio::piped());
+    if let Some(secret) = variable {
+        command.env("PAYGATE_SIGN_SECRET", secret);
+    }
+    let mut child = command.spawn().unwrap();
     child
         .stdin
         .take()
         .unwrap()
         .write_all(br#"{"a":1}"#)
         .unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(output.status.success());
-    let expected =
-        paygate::signature::sign(b"bsk_test_secret", "VCB", 1_700_000_000, br#"{"a":1}"#);
+    child.wait_with_output().unwrap()
+}
+
+/// The header `paygate sign` must print for `{"a":1}` signed with `secret`.
+fn expected_header(secret: &[u8]) -> String {
+    let header = paygate::signature::sign(secret, "VCB", 1_700_000_000, br#"{"a":1}"#);
+    assert!(header.starts_with("t=1700000000,kid=VCB,v1="));
+    format!("{header}\n")
+}
+
+/// A file in the system's temporary directory holding `content`, removed when dropped.
+struct SecretFile(std::path::PathBuf);
+
+impl SecretFile {
+    fn new(content: &[u8]) -> SecretFile {
+        let path = std::env::temp_dir().join(paygate::auth::keys::random_id("paygate-secret", 6));
+        std::fs::write(&path, content).unwrap();
+        SecretFile(path)
+    }
+
+    fn path(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+}
+
+impl Drop for SecretFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn assert_refused(output: &Output, needles: &[&str]) {
+    assert!(!output.status.success(), "{output:?}");
+    assert_ne!(output.status.code(), Some(0));
+    assert!(output.stdout.is_empty(), "nothing is printed: {output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for needle in needles {
+        assert!(stderr.contains(needle), "{needle:?} in {stderr}");
+    }
+}
+
+#[test]
+fn sign_prints_the_signature_header_for_stdin() {
+    let output = sign_with(&["--secret", "bsk_test_secret"], None);
+    assert!(output.status.success(), "{output:?}");
     assert_eq!(
         String::from_utf8(output.stdout).unwrap(),
-        format!("{expected}\n")
+        expected_header(b"bsk_test_secret")
     );
-    assert!(expected.starts_with("t=1700000000,kid=VCB,v1="));
+}
+
+#[test]
+fn sign_reads_the_secret_from_the_environment_or_a_file_with_the_same_result() {
+    let from_variable = sign_with(&[], Some("bsk_test_secret"));
+    assert!(from_variable.status.success(), "{from_variable:?}");
+    assert_eq!(
+        String::from_utf8(from_variable.stdout).unwrap(),
+        expected_header(b"bsk_test_secret")
+    );
+    // One trailing newline (as `echo` and editors write it) is not part of the secret; a
+    // second one, or other white space, is.
+    for (content, secret) in [
+        (&b"bsk_test_secret"[..], &b"bsk_test_secret"[..]),
+        (b"bsk_test_secret\n", b"bsk_test_secret"),
+        (b"bsk_test_secret\r\n", b"bsk_test_secret"),
+        (b"bsk_test_secret\n\n", b"bsk_test_secret\n"),
+        (b" bsk_test_secret \n", b" bsk_test_secret "),
+    ] {
+        let file = SecretFile::new(content);
+        let output = sign_with(&["--secret-file", file.path()], None);
+        assert!(output.status.success(), "{content:?}: {output:?}");
+        assert_eq!(
+            String::from_utf8(output.stdout).unwrap(),
+            expected_header(secret),
+            "{content:?}"
+        );
+    }
+}
+
+#[test]
+fn sign_without_a_secret_fails_and_names_the_ways_to_give_one() {
+    let output = sign_with(&[], None);
+    assert_refused(
+        &output,
+        &["no secret given", "PAYGATE_SIGN_SECRET", "--secret-file"],
+    );
+}
+
+#[test]
+fn sign_with_two_secrets_fails_and_names_both() {
+    let file = SecretFile::new(b"bsk_test_secret\n");
+    for (args, variable, named) in [
+        (
+            vec!["--secret", "bsk_test_secret"],
+            Some("bsk_test_secret"),
+            ["--secret", "PAYGATE_SIGN_SECRET"],
+        ),
+        (
+            vec!["--secret-file", file.path()],
+            Some("bsk_test_secret"),
+            ["--secret-file", "PAYGATE_SIGN_SECRET"],
+        ),
+        (
+            vec!["--secret", "bsk_test_secret", "--secret-file", file.path()],
+            None,
+            ["--secret", "--secret-file"],
+        ),
+    ] {
+        let output = sign_with(&args, variable);
+        assert_refused(&output, &["exactly one", named[0], named[1]]);
+    }
+}
+
+#[test]
+fn sign_with_an_empty_or_unreadable_secret_fails() {
+    let empty = SecretFile::new(b"\n");
+    let missing = std::env::temp_dir().join("paygate-no-such-secret-file");
+    for (args, variable, needle) in [
+        (vec![], Some(""), "empty"),
+        (vec!["--secret", ""], None, "empty"),
+        (vec!["--secret-file", empty.path()], None, "empty"),
+        (
+            vec!["--secret-file", missing.to_str().unwrap()],
+            None,
+            "cannot read --secret-file",
+        ),
+    ] {
+        let output = sign_with(&args, variable);
+        assert_refused(&output, &[needle]);
+    }
+}
+
+#[test]
+fn sign_help_calls_secret_the_least_safe_way() {
+    let output = Command::new(PAYGATE)
+        .args(["sign", "--help"])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let help = String::from_utf8(output.stdout).unwrap();
+    for needle in ["--secret-file", "PAYGATE_SIGN_SECRET", "least safe", "ps"] {
+        assert!(help.contains(needle), "{needle:?} in {help}");
+    }
 }
 
 #[test]
@@ -230,4 +363,40 @@ fn every_command_has_help() {
             "{args:?}"
         );
     }
+}
+
+#[tokio::test]
+async fn create_key_labels_the_key_and_an_invalid_label_creates_nothing() {
+    let data = DataDir::new("paygate-cli-label");
+    for label in [String::new(), "ệ".repeat(65)] {
+        let output = data
+            .command(&["admin", "create-key", "--role", "admin", "--label", &label])
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "--label {label:?} was accepted");
+        assert!(output.stdout.is_empty(), "no key printed");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("--label"), "{stderr}");
+    }
+    let label = "Quản trị viên Lê Thị D";
+    let output = run(data.command(&["admin", "create-key", "--role", "admin", "--label", label]));
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let key = stdout.lines().last().unwrap().to_owned();
+    assert!(key.starts_with("pgk_"), "{stdout}");
+
+    let server = Server::start(&data).await;
+    let page: serde_json::Value = reqwest::Client::new()
+        .get(format!("{}/v1/api-keys", server.base))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let items = page["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "only the valid command made a key: {page}");
+    assert_eq!(items[0]["label"], label);
+    assert_eq!(items[0]["role"], "admin");
+    server.terminate();
 }

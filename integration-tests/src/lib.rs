@@ -1,6 +1,10 @@
 //! The test harness: a throwaway PostgreSQL cluster (or `TEST_DATABASE_URL`), one migrated
 //! template database, and per test a fresh database copied from it and the real app serving on
 //! port 0.
+//!
+//! The template is migrated by the superuser (the owner), and the app under test connects as
+//! the service role, as in production: every test thus also proves that the service role's
+//! privileges suffice. The tests' own `db` pool connects as the owner, to arrange and assert.
 
 pub mod receiver;
 
@@ -15,13 +19,14 @@ use deadpool_postgres::Pool;
 use paygate::auth::{self, keys, Role};
 use paygate::config::Config;
 use paygate::db::embedded::{Cluster, ClusterOptions};
+use paygate::db::Settings;
 use paygate::http::Application;
 use serde_json::{json, Value};
 
 /// Where test databases are made: a server, and the template each test database copies.
 struct Server {
-    /// Connection settings for an administrative database on the server.
-    admin: tokio_postgres::Config,
+    /// Connection settings for an administrative database on the server, as its superuser.
+    admin: Settings,
     template: String,
     /// Keeps the throwaway cluster registered as in use for the whole test process.
     _cluster: Option<Cluster>,
@@ -89,16 +94,30 @@ fn server() -> &'static Server {
     })
 }
 
+/// The service role's password on the test server. Only `TEST_DATABASE_URL` servers ask for it
+/// (the throwaway cluster trusts its private socket); a fixed value lets test processes that
+/// share such a server agree on it.
+pub const SERVICE_ROLE_TEST_PASSWORD: &str = "paygate-service-test-only";
+
+/// `settings` as the service role, which is what the app under test connects as.
+pub fn as_service_role(settings: &tokio_postgres::Config) -> tokio_postgres::Config {
+    let mut settings = settings.clone();
+    settings
+        .user(paygate::db::SERVICE_ROLE)
+        .password(SERVICE_ROLE_TEST_PASSWORD);
+    settings
+}
+
 async fn make_server() -> Server {
     let (admin, cluster) = match std::env::var("TEST_DATABASE_URL") {
         Ok(url) if !url.is_empty() => (
-            tokio_postgres::Config::from_str(&url).expect("TEST_DATABASE_URL is a PostgreSQL URL"),
+            Settings::from_str(&url).expect("TEST_DATABASE_URL is a PostgreSQL URL"),
             None,
         ),
         _ => {
             let cluster = throwaway_cluster(false);
             (
-                cluster.connection_config(paygate::db::embedded::DATABASE),
+                Settings::from(cluster.connection_config(paygate::db::embedded::DATABASE)),
                 Some(cluster),
             )
         }
@@ -106,9 +125,10 @@ async fn make_server() -> Server {
     let template = keys::random_id("paygate_template", 6);
     execute(&admin, &format!("CREATE DATABASE {template}")).await;
     let mut settings = admin.clone();
-    settings.dbname(&template);
+    settings.config.dbname(&template);
     let (mut client, connection) = settings
-        .connect(tokio_postgres::NoTls)
+        .effective_config()
+        .connect(settings.connector())
         .await
         .expect("connect to the template database");
     let connection = tokio::spawn(connection);
@@ -118,6 +138,16 @@ async fn make_server() -> Server {
     drop(client);
     // No session may remain on a template while it is copied.
     let _ = connection.await;
+    // The migration made the service role if it was missing, unable to log in; the app under
+    // test logs in as it.
+    execute(
+        &admin,
+        &format!(
+            "ALTER ROLE {} WITH LOGIN PASSWORD '{SERVICE_ROLE_TEST_PASSWORD}'",
+            paygate::db::SERVICE_ROLE
+        ),
+    )
+    .await;
     Server {
         admin,
         template,
@@ -125,9 +155,10 @@ async fn make_server() -> Server {
     }
 }
 
-async fn execute(settings: &tokio_postgres::Config, sql: &str) {
+async fn execute(settings: &Settings, sql: &str) {
     let (client, connection) = settings
-        .connect(tokio_postgres::NoTls)
+        .effective_config()
+        .connect(settings.connector())
         .await
         .unwrap_or_else(|err| panic!("connect to run {sql}: {err}"));
     let connection = tokio::spawn(connection);
@@ -157,7 +188,7 @@ async fn copy_of(template: &str) -> tokio_postgres::Config {
         &format!("CREATE DATABASE {name} TEMPLATE {template}"),
     )
     .await;
-    let mut settings = server.admin.clone();
+    let mut settings = server.admin.config.clone();
     settings.dbname(&name);
     settings
 }
@@ -176,8 +207,9 @@ pub fn test_config() -> Config {
 /// The real application serving on an ephemeral port, with its own database.
 pub struct TestApp {
     pub address: String,
-    /// Direct access to the app's database, for arranging and asserting.
+    /// Direct access to the app's database as its owner, for arranging and asserting.
     pub db: Pool,
+    /// The owner's connection settings (the app itself connects as the service role).
     pub db_settings: tokio_postgres::Config,
     pub http: reqwest::Client,
     /// An API key of role admin.
@@ -200,13 +232,14 @@ impl TestApp {
         Self::spawn_on(config, settings).await
     }
 
-    /// Serves `config` against the database at `settings` (already migrated).
+    /// Serves `config` against the database at `settings` (the owner's, already migrated), as
+    /// the service role.
     pub async fn spawn_on(config: Config, settings: tokio_postgres::Config) -> TestApp {
         if std::env::var_os("RUST_LOG").is_some() {
             paygate::telemetry::init_logging();
         }
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-        let pool = paygate::db::pool(&settings, 4);
+        let pool = paygate::db::pool(as_service_role(&settings), 4);
         let app = Application::build(config, pool, listener).expect("build the app");
         let address = format!("http://127.0.0.1:{}", app.port());
         let handle = actix_web_handle::Handle(app.handle());
@@ -295,7 +328,7 @@ impl Drop for TestApp {
     }
 }
 
-/// Valid `details` of each obligation, with realistic codes (contract section 1).
+/// Valid `details` of each obligation, with realistic codes (docs/api-guide.md lists them).
 pub fn details(obligation: &str) -> Value {
     match obligation {
         "fee" => json!({"procedure_code": "1.002804", "dossier_code": "H12.99-261122-0001"}),

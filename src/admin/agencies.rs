@@ -1,19 +1,22 @@
 //! Agencies: the services that create payment orders and receive notifications.
 
-use deadpool_postgres::Pool;
+use deadpool_postgres::{GenericClient, Pool};
 use serde::Serialize;
 use time::OffsetDateTime;
 use url::Url;
 use utoipa::ToSchema;
 
-use crate::auth::{self, keys, Role};
+use crate::auth::{self, keys, CreatedApiKey, NewApiKey, Role};
 use crate::codes::AgencyCode;
 use crate::http::error::{violated_constraint, ApiError};
+use crate::http::pagination::PageRequest;
 
 pub struct NewAgency {
     pub code: AgencyCode,
     pub name: String,
     pub notify_url: Option<Url>,
+    /// The label of the agency's first API key.
+    pub key_label: Option<String>,
 }
 
 /// The answer to creating an agency: the only time its first key and its secret are shown.
@@ -28,6 +31,9 @@ pub struct CreatedAgency {
     pub notify_url: Option<String>,
     /// The agency's first API key (role `agency`); shown once.
     pub api_key: String,
+    /// The id of `api_key`, under which it is listed and revoked.
+    #[schema(example = "key_42")]
+    pub api_key_id: String,
     /// The HMAC key with which paygate signs this agency's notifications; shown once.
     pub notify_secret: String,
 }
@@ -41,24 +47,53 @@ pub struct Agency {
     pub name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub notify_url: Option<String>,
+    /// A disabled agency's keys are refused (403 `agency_disabled`); its orders stay payable
+    /// and its events are still delivered.
+    pub disabled: bool,
     #[serde(serialize_with = "crate::timefmt::serialize")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,
     #[serde(serialize_with = "crate::timefmt::serialize")]
     #[schema(value_type = String, format = DateTime)]
     pub updated_at: OffsetDateTime,
+    /// When the agency's last payment order was created; `null` before its first.
+    #[serde(serialize_with = "crate::timefmt::serialize_option")]
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
+    pub last_activity_at: Option<OffsetDateTime>,
+    #[serde(skip)]
+    pub seq: i64,
 }
 
-impl From<tokio_postgres::Row> for Agency {
-    fn from(row: tokio_postgres::Row) -> Self {
+/// The columns every read of an agency selects, `last_activity_at` included: the creation time
+/// of its newest order, found through the index on (agency_code, seq), so that it costs one
+/// index probe per agency and no order ever writes to the agency's row.
+const AGENCY_COLUMNS: &str = "a.code, a.name, a.notify_url, a.disabled, a.created_at,
+    a.updated_at,
+    (SELECT p.created_at FROM payments p WHERE p.agency_code = a.code
+     ORDER BY p.seq DESC LIMIT 1) AS last_activity_at,
+    a.seq";
+
+impl From<&tokio_postgres::Row> for Agency {
+    fn from(row: &tokio_postgres::Row) -> Self {
         Agency {
             code: row.get("code"),
             name: row.get("name"),
             notify_url: row.get("notify_url"),
+            disabled: row.get("disabled"),
             created_at: row.get("created_at"),
             updated_at: row.get("updated_at"),
+            last_activity_at: row.get("last_activity_at"),
+            seq: row.get("seq"),
         }
     }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AgencyPage {
+    pub items: Vec<Agency>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    #[schema(required = true)]
+    pub next_cursor: Option<String>,
 }
 
 /// Creates the agency and its first API key in one transaction.
@@ -87,24 +122,46 @@ pub async fn create(pool: &Pool, agency: NewAgency) -> Result<CreatedAgency, Api
             _ => err.into(),
         });
     }
-    let api_key = auth::create_api_key(&transaction, Role::Agency, Some(&agency.code)).await?;
+    let key = auth::insert_api_key(
+        &transaction,
+        NewApiKey {
+            role: Role::Agency,
+            agency: Some(&agency.code),
+            label: agency.key_label.as_deref(),
+        },
+    )
+    .await?;
     transaction.commit().await?;
-    tracing::info!(agency = %agency.code, "agency created");
+    tracing::info!(agency = %agency.code, key_id = %key.id, "agency created");
     Ok(CreatedAgency {
         code: agency.code.to_string(),
         name: agency.name,
         notify_url,
-        api_key,
+        api_key: key.api_key,
+        api_key_id: key.id,
         notify_secret,
     })
 }
 
 /// Adds a further API key; the agency's older keys stay valid.
-pub async fn add_key(pool: &Pool, code: &AgencyCode) -> Result<String, ApiError> {
+pub async fn add_key(
+    pool: &Pool,
+    code: &AgencyCode,
+    label: Option<&str>,
+) -> Result<CreatedApiKey, ApiError> {
     let client = pool.get().await?;
-    match auth::create_api_key(&client, Role::Agency, Some(code)).await {
+    let created = auth::insert_api_key(
+        &client,
+        NewApiKey {
+            role: Role::Agency,
+            agency: Some(code),
+            label,
+        },
+    )
+    .await;
+    match created {
         Ok(key) => {
-            tracing::info!(agency = %code, "agency API key created");
+            tracing::info!(agency = %code, key_id = %key.id, "agency API key created");
             Ok(key)
         }
         Err(err) if violated_constraint(&err) == Some("api_keys_agency_code_fkey") => {
@@ -114,35 +171,105 @@ pub async fn add_key(pool: &Pool, code: &AgencyCode) -> Result<String, ApiError>
     }
 }
 
-pub async fn get(pool: &Pool, code: &AgencyCode) -> Result<Agency, ApiError> {
-    let client = pool.get().await?;
+async fn read(client: &impl GenericClient, code: &AgencyCode) -> Result<Agency, ApiError> {
     client
         .query_opt(
-            "SELECT code, name, notify_url, created_at, updated_at FROM agencies WHERE code = $1",
+            &format!("SELECT {AGENCY_COLUMNS} FROM agencies a WHERE a.code = $1"),
             &[&code.as_str()],
         )
         .await?
+        .as_ref()
         .map(Agency::from)
         .ok_or_else(|| agency_not_found(code.as_str()))
 }
 
-/// Sets (or, with `None`, clears) where the agency's notifications go.
-pub async fn set_notify_url(
+pub async fn get(pool: &Pool, code: &AgencyCode) -> Result<Agency, ApiError> {
+    let client = pool.get().await?;
+    read(&client, code).await
+}
+
+/// Up to `page.limit + 1` agencies, newest first.
+pub async fn list(pool: &Pool, page: PageRequest) -> Result<Vec<Agency>, ApiError> {
+    let client = pool.get().await?;
+    let fetch = page.limit + 1;
+    let rows = client
+        .query(
+            &format!(
+                "SELECT {AGENCY_COLUMNS} FROM agencies a
+                 WHERE ($1::bigint IS NULL OR a.seq < $1)
+                 ORDER BY a.seq DESC LIMIT $2"
+            ),
+            &[&page.cursor, &fetch],
+        )
+        .await?;
+    Ok(rows.iter().map(Agency::from).collect())
+}
+
+/// What a `PATCH` changes: only the fields it names.
+#[derive(Debug, Default)]
+pub struct AgencyChanges {
+    /// `Some(None)` clears the address (events then wait, pending).
+    pub notify_url: Option<Option<Url>>,
+    pub disabled: Option<bool>,
+}
+
+/// Applies `changes` and returns the agency as it is now.
+pub async fn update(
     pool: &Pool,
     code: &AgencyCode,
-    notify_url: Option<Url>,
+    changes: AgencyChanges,
 ) -> Result<Agency, ApiError> {
     let client = pool.get().await?;
-    let notify_url = notify_url.map(String::from);
-    client
-        .query_opt(
-            "UPDATE agencies SET notify_url = $2, updated_at = now() WHERE code = $1
-             RETURNING code, name, notify_url, created_at, updated_at",
-            &[&code.as_str(), &notify_url],
+    if changes.notify_url.is_some() || changes.disabled.is_some() {
+        let set_notify_url = changes.notify_url.is_some();
+        let notify_url = changes.notify_url.flatten().map(String::from);
+        let updated = client
+            .execute(
+                "UPDATE agencies SET
+                     notify_url = CASE WHEN $2 THEN $3 ELSE notify_url END,
+                     disabled = coalesce($4, disabled),
+                     updated_at = now()
+                 WHERE code = $1",
+                &[
+                    &code.as_str(),
+                    &set_notify_url,
+                    &notify_url,
+                    &changes.disabled,
+                ],
+            )
+            .await?;
+        if updated == 0 {
+            return Err(agency_not_found(code.as_str()));
+        }
+        tracing::info!(agency = %code, notify_url_changed = set_notify_url, disabled = ?changes.disabled, "agency updated");
+    }
+    read(&client, code).await
+}
+
+/// How long after a rotation notifications also carry a signature made with the secret it
+/// replaced.
+pub const PREVIOUS_SECRET_WINDOW_S: f64 = 24.0 * 3600.0;
+
+/// Replaces the agency's notification secret and returns the new one (shown this once). The
+/// secret it replaces keeps signing, beside the new one, for [`PREVIOUS_SECRET_WINDOW_S`];
+/// a secret replaced earlier than that is forgotten, so only the one just before the newest is
+/// ever kept.
+pub async fn rotate_notify_secret(pool: &Pool, code: &AgencyCode) -> Result<String, ApiError> {
+    let client = pool.get().await?;
+    let secret = keys::random_secret("nsk");
+    let updated = client
+        .execute(
+            "UPDATE agencies SET previous_notify_secret = notify_secret, notify_secret = $2,
+                                 notify_secret_rotated_at = now(), updated_at = now()
+             WHERE code = $1",
+            &[&code.as_str(), &secret],
         )
-        .await?
-        .map(Agency::from)
-        .ok_or_else(|| agency_not_found(code.as_str()))
+        .await?;
+    if updated == 0 {
+        return Err(agency_not_found(code.as_str()));
+    }
+    tracing::info!(agency = %code, "agency notification secret rotated");
+    Ok(secret)
 }
 
 pub fn agency_not_found(code: &str) -> ApiError {

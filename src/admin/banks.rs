@@ -4,11 +4,13 @@
 use deadpool_postgres::{GenericClient, Pool};
 use serde::Serialize;
 use time::OffsetDateTime;
+use url::Url;
 use utoipa::ToSchema;
 
 use crate::auth::keys;
 use crate::codes::BankCode;
 use crate::http::error::{violated_constraint, ApiError};
+use crate::http::pagination::PageRequest;
 
 /// The answer to creating a bank: the only time its first secret is shown.
 #[derive(Debug, Serialize, ToSchema)]
@@ -35,13 +37,92 @@ pub struct BankKey {
 /// A bank as administrators read it, with its keys' state but never their secrets.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Bank {
+    #[schema(example = "VCB")]
     pub code: String,
     pub name: String,
+    /// A disabled bank's inquiries are refused (403 `bank_disabled`); its callbacks are still
+    /// accepted, because money it already collected must land.
+    pub disabled: bool,
+    /// Where refund instructions for this bank go; absent when none is set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "https://api.vcb.com.vn/paygate/refunds")]
+    pub refund_url: Option<String>,
     #[serde(serialize_with = "crate::timefmt::serialize")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,
+    #[serde(serialize_with = "crate::timefmt::serialize")]
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: OffsetDateTime,
+    /// When paygate last recorded a callback from this bank (one that moved money, recorded a
+    /// failure, or was rejected and kept for investigation); `null` before its first.
+    #[serde(serialize_with = "crate::timefmt::serialize_option")]
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
+    pub last_activity_at: Option<OffsetDateTime>,
     pub keys: Vec<BankKeyState>,
 }
+
+/// A bank in the list: as [`Bank`], without its keys.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BankItem {
+    #[schema(example = "VCB")]
+    pub code: String,
+    pub name: String,
+    /// A disabled bank's inquiries are refused (403 `bank_disabled`); its callbacks are still
+    /// accepted.
+    pub disabled: bool,
+    /// Where refund instructions for this bank go; absent when none is set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refund_url: Option<String>,
+    #[serde(serialize_with = "crate::timefmt::serialize")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+    #[serde(serialize_with = "crate::timefmt::serialize")]
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: OffsetDateTime,
+    /// When paygate last recorded a callback from this bank; `null` before its first.
+    #[serde(serialize_with = "crate::timefmt::serialize_option")]
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
+    pub last_activity_at: Option<OffsetDateTime>,
+    #[serde(skip)]
+    pub seq: i64,
+}
+
+impl From<&tokio_postgres::Row> for BankItem {
+    fn from(row: &tokio_postgres::Row) -> Self {
+        BankItem {
+            code: row.get("code"),
+            name: row.get("name"),
+            disabled: row.get("disabled"),
+            refund_url: row.get("refund_url"),
+            created_at: row.get("created_at"),
+            updated_at: row.get("updated_at"),
+            last_activity_at: row.get("last_activity_at"),
+            seq: row.get("seq"),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct BankPage {
+    pub items: Vec<BankItem>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    #[schema(required = true)]
+    pub next_cursor: Option<String>,
+}
+
+/// The columns every read of a bank selects, `last_activity_at` included: the newest callback
+/// the bank sent that paygate recorded, found through two small indexes per bank at read time,
+/// so that no callback ever writes to the bank's row. Lines applied by reconciliation are not
+/// the bank's activity and are not counted.
+const BANK_COLUMNS: &str = "b.code, b.name, b.disabled, b.refund_url, b.created_at,
+    b.updated_at,
+    greatest(
+        (SELECT c.received_at FROM bank_callbacks c
+         WHERE c.bank_code = b.code AND c.source = 'callback' ORDER BY c.id DESC LIMIT 1),
+        (SELECT e.created_at FROM callback_exceptions e
+         WHERE e.bank_code = b.code AND e.callback_id IS NULL ORDER BY e.id DESC LIMIT 1)
+    ) AS last_activity_at,
+    b.seq";
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct BankKeyState {
@@ -141,15 +222,20 @@ pub async fn revoke_key(pool: &Pool, code: &BankCode, key_id: &str) -> Result<()
     Ok(())
 }
 
-pub async fn get(pool: &Pool, code: &BankCode) -> Result<Bank, ApiError> {
-    let client = pool.get().await?;
-    let bank = client
+async fn read(client: &impl GenericClient, code: &BankCode) -> Result<BankItem, ApiError> {
+    client
         .query_opt(
-            "SELECT code, name, created_at FROM banks WHERE code = $1",
+            &format!("SELECT {BANK_COLUMNS} FROM banks b WHERE b.code = $1"),
             &[&code.as_str()],
         )
         .await?
-        .ok_or_else(|| bank_not_found(code.as_str()))?;
+        .as_ref()
+        .map(BankItem::from)
+        .ok_or_else(|| bank_not_found(code.as_str()))
+}
+
+async fn read_with_keys(client: &impl GenericClient, code: &BankCode) -> Result<Bank, ApiError> {
+    let bank = read(client, code).await?;
     let keys = client
         .query(
             "SELECT key_id, created_at, revoked_at FROM bank_keys
@@ -165,11 +251,87 @@ pub async fn get(pool: &Pool, code: &BankCode) -> Result<Bank, ApiError> {
         })
         .collect();
     Ok(Bank {
-        code: bank.get(0),
-        name: bank.get(1),
-        created_at: bank.get(2),
+        code: bank.code,
+        name: bank.name,
+        disabled: bank.disabled,
+        refund_url: bank.refund_url,
+        created_at: bank.created_at,
+        updated_at: bank.updated_at,
+        last_activity_at: bank.last_activity_at,
         keys,
     })
+}
+
+pub async fn get(pool: &Pool, code: &BankCode) -> Result<Bank, ApiError> {
+    let client = pool.get().await?;
+    read_with_keys(&client, code).await
+}
+
+/// Up to `page.limit + 1` banks, newest first.
+pub async fn list(pool: &Pool, page: PageRequest) -> Result<Vec<BankItem>, ApiError> {
+    let client = pool.get().await?;
+    let fetch = page.limit + 1;
+    let rows = client
+        .query(
+            &format!(
+                "SELECT {BANK_COLUMNS} FROM banks b
+                 WHERE ($1::bigint IS NULL OR b.seq < $1)
+                 ORDER BY b.seq DESC LIMIT $2"
+            ),
+            &[&page.cursor, &fetch],
+        )
+        .await?;
+    Ok(rows.iter().map(BankItem::from).collect())
+}
+
+/// What a `PATCH` changes: only the fields it names.
+#[derive(Debug, Default)]
+pub struct BankChanges {
+    pub disabled: Option<bool>,
+    /// `Some(None)` clears the address.
+    pub refund_url: Option<Option<Url>>,
+}
+
+/// Applies `changes` and returns the bank as it is now.
+pub async fn update(pool: &Pool, code: &BankCode, changes: BankChanges) -> Result<Bank, ApiError> {
+    let client = pool.get().await?;
+    if changes.refund_url.is_some() || changes.disabled.is_some() {
+        let set_refund_url = changes.refund_url.is_some();
+        let refund_url = changes.refund_url.flatten().map(String::from);
+        let updated = client
+            .execute(
+                "UPDATE banks SET
+                     refund_url = CASE WHEN $2 THEN $3 ELSE refund_url END,
+                     disabled = coalesce($4, disabled),
+                     updated_at = now()
+                 WHERE code = $1",
+                &[
+                    &code.as_str(),
+                    &set_refund_url,
+                    &refund_url,
+                    &changes.disabled,
+                ],
+            )
+            .await?;
+        if updated == 0 {
+            return Err(bank_not_found(code.as_str()));
+        }
+        tracing::info!(bank = %code, refund_url_changed = set_refund_url, disabled = ?changes.disabled, "bank updated");
+    }
+    read_with_keys(&client, code).await
+}
+
+/// Whether the bank `code` is disabled; `false` for a bank that does not exist (whoever asks
+/// has verified a signature of this bank's key, so it exists).
+pub async fn is_disabled(pool: &Pool, code: &BankCode) -> Result<bool, ApiError> {
+    let client = pool.get().await?;
+    let statement = client
+        .prepare_cached("SELECT disabled FROM banks WHERE code = $1")
+        .await?;
+    Ok(client
+        .query_opt(&statement, &[&code.as_str()])
+        .await?
+        .is_some_and(|row| row.get(0)))
 }
 
 pub fn bank_not_found(code: &str) -> ApiError {

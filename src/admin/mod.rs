@@ -1,36 +1,53 @@
-//! Administration (contract section 4, role `admin`): agencies, banks, keys.
+//! Administration (role `admin`): agencies, banks, API keys, and the switches that disable
+//! agencies and banks. Auditors may read the lists of agencies and banks.
 
 pub mod agencies;
+pub mod api_keys;
 pub mod banks;
 pub mod notify_url;
 
-use actix_web::{web, HttpResponse};
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
-use crate::auth::{self, Principal, Role};
+use crate::auth::{self, NewApiKey, Principal, Role};
 use crate::codes::{AgencyCode, BankCode};
-use crate::http::body::{parsed, text, JsonBody, Validator};
+use crate::http::body::{parse_object, parsed, text, JsonBody, RawBody, Validator};
 use crate::http::error::ApiError;
+use crate::http::pagination::{Page, PageRequest};
 use crate::http::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/v1/agencies", web::post().to(create_agency))
+        .route("/v1/agencies", web::get().to(list_agencies))
         .route("/v1/agencies/{code}", web::get().to(get_agency))
         .route("/v1/agencies/{code}", web::patch().to(update_agency))
         .route(
             "/v1/agencies/{code}/keys",
             web::post().to(create_agency_key),
         )
+        .route(
+            "/v1/agencies/{code}/notify-secret",
+            web::post().to(rotate_notify_secret),
+        )
         .route("/v1/banks", web::post().to(create_bank))
+        .route("/v1/banks", web::get().to(list_banks))
         .route("/v1/banks/{code}", web::get().to(get_bank))
+        .route("/v1/banks/{code}", web::patch().to(update_bank))
         .route("/v1/banks/{code}/keys", web::post().to(create_bank_key))
         .route(
             "/v1/banks/{code}/keys/{key_id}",
             web::delete().to(revoke_bank_key),
         )
-        .route("/v1/api-keys", web::post().to(create_api_key));
+        .route("/v1/api-keys", web::post().to(create_api_key))
+        .route("/v1/api-keys", web::get().to(list_api_keys))
+        .route("/v1/api-keys/{id}", web::delete().to(revoke_api_key));
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -46,13 +63,28 @@ pub struct CreateAgencyRequest {
     /// `PAYGATE_NOTIFY_ALLOW_PRIVATE=true`.
     #[schema(example = "https://dvc.hanoi.gov.vn/paygate/notify")]
     notify_url: Option<String>,
+    /// 1-64 characters: whose the agency's first API key is.
+    #[schema(example = "Cổng dịch vụ công Hà Nội, máy chủ 1")]
+    label: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]
 #[allow(dead_code)] // Documents the body; the handler validates the JSON field by field.
 pub struct UpdateAgencyRequest {
-    /// The new address, or `null` to stop notifications (events then wait, pending).
+    /// The new address, or `null` to stop notifications (events then wait, pending). Absent:
+    /// unchanged.
     notify_url: Option<String>,
+    /// `true` refuses the agency's keys (403 `agency_disabled`); its orders stay payable and
+    /// its events are still delivered. Absent: unchanged.
+    disabled: Option<bool>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code)] // Documents the body; the handler validates the JSON field by field.
+pub struct CreateAgencyKeyRequest {
+    /// 1-64 characters: whose key it is. The body itself may be left out.
+    #[schema(example = "Cổng dịch vụ công Hà Nội, máy chủ 2")]
+    label: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -68,30 +100,93 @@ pub struct CreateBankRequest {
 
 #[derive(Deserialize, ToSchema)]
 #[allow(dead_code)] // Documents the body; the handler validates the JSON field by field.
+pub struct UpdateBankRequest {
+    /// `true` refuses the bank's inquiries (403 `bank_disabled`); its callbacks are still
+    /// accepted. Absent: unchanged.
+    disabled: Option<bool>,
+    /// Where refund instructions go: http or https, under the same address rules as an
+    /// agency's `notify_url`; `null` clears it. Absent: unchanged.
+    #[schema(example = "https://api.vcb.com.vn/paygate/refunds")]
+    refund_url: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code)] // Documents the body; the handler validates the JSON field by field.
 pub struct CreateApiKeyRequest {
     /// `admin` or `auditor`; agency keys are made with `POST /v1/agencies/{code}/keys`.
     #[schema(example = "auditor")]
     role: String,
+    /// 1-64 characters: whose key it is.
+    #[schema(example = "Kiểm toán viên Trần Văn C")]
+    label: Option<String>,
 }
 
+/// A further agency key.
 #[derive(Serialize, ToSchema)]
-pub struct ApiKey {
+pub struct AgencyApiKey {
     /// Shown once; only its hash is stored.
     #[schema(example = "pgk_Zk3v9x1QeP0m2d8Yf7sR5tW4uH6jK0lN1bC3aD5eF7g")]
     pub api_key: String,
+    /// The key's id, under which it is listed and revoked.
+    #[schema(example = "key_43")]
+    pub api_key_id: String,
 }
 
+/// A new admin or auditor key.
 #[derive(Serialize, ToSchema)]
 pub struct RoleApiKey {
+    /// The key's id, under which it is listed and revoked.
+    #[schema(example = "key_44")]
+    pub id: String,
     /// Shown once; only its hash is stored.
     pub api_key: String,
     pub role: Role,
+    /// `null` when none was given.
+    #[schema(required = true)]
+    pub label: Option<String>,
+}
+
+/// A new notification secret.
+#[derive(Serialize, ToSchema)]
+pub struct NotifySecret {
+    /// Shown once. Notifications are signed with it from now on; for 24 hours they also carry
+    /// `Paygate-Signature-Previous`, made with the secret it replaced.
+    pub notify_secret: String,
 }
 
 const NAME_MAX_CHARS: usize = 255;
 
 fn notify_url_field(state: &AppState) -> impl Fn(&Value) -> Result<url::Url, String> + '_ {
     parsed(move |value| notify_url::parse(value, state.config.notify_allow_private))
+}
+
+fn label_field(value: &Value) -> Result<String, String> {
+    parsed(auth::parse_label)(value)
+}
+
+/// A field that may be absent (unchanged), `null` (cleared) or a value: `None`, `Some(None)`
+/// and `Some(Some(_))`. An invalid value is recorded in `v`.
+fn patch_nullable<T>(
+    v: &mut Validator,
+    body: &Map<String, Value>,
+    field: &str,
+    parse: impl FnOnce(&Value) -> Result<T, String>,
+) -> Option<Option<T>> {
+    if !body.contains_key(field) {
+        return None;
+    }
+    v.optional(body, field, parse)
+}
+
+/// A boolean field that may be absent (unchanged); `null` is not a boolean.
+fn patch_bool(v: &mut Validator, body: &Map<String, Value>, field: &str) -> Option<bool> {
+    match body.get(field)? {
+        Value::Bool(value) => Some(*value),
+        _ => {
+            v.error(field, "must be true or false");
+            None
+        }
+    }
 }
 
 /// A code in a path that cannot be valid names nothing: the answer is the same 404 as for a
@@ -102,6 +197,26 @@ fn path_agency(code: &str) -> Result<AgencyCode, ApiError> {
 
 fn path_bank(code: &str) -> Result<BankCode, ApiError> {
     BankCode::parse(code).map_err(|_| banks::bank_not_found(code))
+}
+
+/// A JSON object body that may also be left out entirely (no bytes): then it is `{}`.
+pub struct OptionalJsonBody(pub Map<String, Value>);
+
+impl FromRequest for OptionalJsonBody {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let raw = RawBody::from_request(req, payload);
+        Box::pin(async move {
+            let RawBody(bytes) = raw.await?;
+            if bytes.is_empty() {
+                Ok(OptionalJsonBody(Map::new()))
+            } else {
+                parse_object(&bytes).map(OptionalJsonBody)
+            }
+        })
+    }
 }
 
 /// Create an agency with its first API key and its notification secret.
@@ -122,8 +237,11 @@ pub async fn create_agency(
     let code = v.required(&body, "code", parsed(AgencyCode::parse));
     let name = v.required(&body, "name", text(1, NAME_MAX_CHARS));
     let notify_url = v.optional(&body, "notify_url", notify_url_field(&state));
+    let label = v.optional(&body, "label", label_field);
     v.finish()?;
-    let (Some(code), Some(name), Some(notify_url)) = (code, name, notify_url) else {
+    let (Some(code), Some(name), Some(notify_url), Some(key_label)) =
+        (code, name, notify_url, label)
+    else {
         unreachable!("the validator reported every missing field");
     };
     let created = agencies::create(
@@ -132,10 +250,38 @@ pub async fn create_agency(
             code,
             name,
             notify_url,
+            key_label,
         },
     )
     .await?;
     Ok(HttpResponse::Created().json(created))
+}
+
+/// List agencies, newest first (without their secrets). Admins and auditors.
+#[utoipa::path(get, path = "/v1/agencies", tag = "administration",
+    params(
+        ("limit" = Option<i64>, Query, description = "1-500, default 100"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "One page", body = agencies::AgencyPage),
+        (status = 422, description = "`validation_failed`: an invalid `limit` or `cursor`", body = crate::http::error::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn list_agencies(
+    principal: Principal,
+    state: web::Data<AppState>,
+    query: web::Query<HashMap<String, String>>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require(&[Role::Admin, Role::Auditor])?;
+    let mut v = Validator::new();
+    let page = PageRequest::parse(&query, &mut v);
+    v.finish()?;
+    let rows = agencies::list(&state.pool, page).await?;
+    Ok(
+        HttpResponse::Ok().json(Page::from_rows(rows, page.limit, |a: &agencies::Agency| {
+            a.seq
+        })),
+    )
 }
 
 /// Read an agency (without its secrets).
@@ -155,7 +301,7 @@ pub async fn get_agency(
     Ok(HttpResponse::Ok().json(agencies::get(&state.pool, &code).await?))
 }
 
-/// Set or clear an agency's `notify_url`.
+/// Change an agency: any subset of `notify_url` and `disabled`; only the fields given change.
 #[utoipa::path(patch, path = "/v1/agencies/{code}", tag = "administration",
     params(("code" = String, Path, description = "Agency code")),
     request_body = UpdateAgencyRequest,
@@ -173,32 +319,61 @@ pub async fn update_agency(
     principal.require(&[Role::Admin])?;
     let code = path_agency(&path)?;
     let mut v = Validator::new();
-    if !body.contains_key("notify_url") {
-        v.error("notify_url", "is required (null clears it)");
-    }
-    let notify_url = v.optional(&body, "notify_url", notify_url_field(&state));
+    let notify_url = patch_nullable(&mut v, &body, "notify_url", notify_url_field(&state));
+    let disabled = patch_bool(&mut v, &body, "disabled");
     v.finish()?;
-    let notify_url = notify_url.expect("validated");
-    let agency = agencies::set_notify_url(&state.pool, &code, notify_url).await?;
-    Ok(HttpResponse::Ok().json(agency))
+    let changes = agencies::AgencyChanges {
+        notify_url,
+        disabled,
+    };
+    Ok(HttpResponse::Ok().json(agencies::update(&state.pool, &code, changes).await?))
 }
 
 /// Issue a further API key for an agency; its older keys stay valid.
 #[utoipa::path(post, path = "/v1/agencies/{code}/keys", tag = "administration",
     params(("code" = String, Path, description = "Agency code")),
+    request_body(content = Option<CreateAgencyKeyRequest>, description = "Optional"),
     responses(
-        (status = 201, description = "The new key, shown only now", body = ApiKey),
+        (status = 201, description = "The new key, shown only now", body = AgencyApiKey),
         (status = 404, description = "`agency_not_found`", body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`", body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn create_agency_key(
+    principal: Principal,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    OptionalJsonBody(body): OptionalJsonBody,
+) -> Result<HttpResponse, ApiError> {
+    principal.require(&[Role::Admin])?;
+    let code = path_agency(&path)?;
+    let mut v = Validator::new();
+    let label = v.optional(&body, "label", label_field);
+    v.finish()?;
+    let label = label.flatten();
+    let key = agencies::add_key(&state.pool, &code, label.as_deref()).await?;
+    Ok(HttpResponse::Created().json(AgencyApiKey {
+        api_key: key.api_key,
+        api_key_id: key.id,
+    }))
+}
+
+/// Rotate an agency's notification secret. For 24 hours, every notification carries a second
+/// signature made with the secret replaced, in `Paygate-Signature-Previous`.
+#[utoipa::path(post, path = "/v1/agencies/{code}/notify-secret", tag = "administration",
+    params(("code" = String, Path, description = "Agency code")),
+    responses(
+        (status = 201, description = "The new secret, shown only now", body = NotifySecret),
+        (status = 404, description = "`agency_not_found`", body = crate::http::error::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn rotate_notify_secret(
     principal: Principal,
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     principal.require(&[Role::Admin])?;
     let code = path_agency(&path)?;
-    let api_key = agencies::add_key(&state.pool, &code).await?;
-    Ok(HttpResponse::Created().json(ApiKey { api_key }))
+    let notify_secret = agencies::rotate_notify_secret(&state.pool, &code).await?;
+    Ok(HttpResponse::Created().json(NotifySecret { notify_secret }))
 }
 
 /// Register a bank with its first signing key.
@@ -226,6 +401,33 @@ pub async fn create_bank(
     Ok(HttpResponse::Created().json(created))
 }
 
+/// List banks, newest first (without their secrets or keys). Admins and auditors.
+#[utoipa::path(get, path = "/v1/banks", tag = "administration",
+    params(
+        ("limit" = Option<i64>, Query, description = "1-500, default 100"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "One page", body = banks::BankPage),
+        (status = 422, description = "`validation_failed`: an invalid `limit` or `cursor`", body = crate::http::error::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn list_banks(
+    principal: Principal,
+    state: web::Data<AppState>,
+    query: web::Query<HashMap<String, String>>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require(&[Role::Admin, Role::Auditor])?;
+    let mut v = Validator::new();
+    let page = PageRequest::parse(&query, &mut v);
+    v.finish()?;
+    let rows = banks::list(&state.pool, page).await?;
+    Ok(
+        HttpResponse::Ok().json(Page::from_rows(rows, page.limit, |b: &banks::BankItem| {
+            b.seq
+        })),
+    )
+}
+
 /// Read a bank and the state of its keys (never their secrets).
 #[utoipa::path(get, path = "/v1/banks/{code}", tag = "administration",
     params(("code" = String, Path, description = "Bank code")),
@@ -241,6 +443,34 @@ pub async fn get_bank(
     principal.require(&[Role::Admin])?;
     let code = path_bank(&path)?;
     Ok(HttpResponse::Ok().json(banks::get(&state.pool, &code).await?))
+}
+
+/// Change a bank: any subset of `disabled` and `refund_url`; only the fields given change.
+#[utoipa::path(patch, path = "/v1/banks/{code}", tag = "administration",
+    params(("code" = String, Path, description = "Bank code")),
+    request_body = UpdateBankRequest,
+    responses(
+        (status = 200, description = "The bank", body = banks::Bank),
+        (status = 404, description = "`bank_not_found`", body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`", body = crate::http::error::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn update_bank(
+    principal: Principal,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<HttpResponse, ApiError> {
+    principal.require(&[Role::Admin])?;
+    let code = path_bank(&path)?;
+    let mut v = Validator::new();
+    let disabled = patch_bool(&mut v, &body, "disabled");
+    let refund_url = patch_nullable(&mut v, &body, "refund_url", notify_url_field(&state));
+    v.finish()?;
+    let changes = banks::BankChanges {
+        disabled,
+        refund_url,
+    };
+    Ok(HttpResponse::Ok().json(banks::update(&state.pool, &code, changes).await?))
 }
 
 /// Rotate: add a signing key. Old keys stay valid until revoked.
@@ -306,14 +536,90 @@ pub async fn create_api_key(
             _ => Err("must be admin or auditor".to_owned()),
         }),
     );
+    let label = v.optional(&body, "label", label_field);
     v.finish()?;
-    let role = role.expect("validated");
+    let (Some(role), Some(label)) = (role, label) else {
+        unreachable!("the validator reported every missing field");
+    };
     let client = state.pool.get().await?;
-    let api_key = auth::create_api_key(&client, role, None).await?;
+    let key = auth::insert_api_key(
+        &client,
+        NewApiKey {
+            role,
+            agency: None,
+            label: label.as_deref(),
+        },
+    )
+    .await?;
     tracing::info!(
         role = role.as_str(),
-        created_by = principal.key_id,
+        key_id = %key.id,
+        created_by = %principal.key_id,
         "API key created"
     );
-    Ok(HttpResponse::Created().json(RoleApiKey { api_key, role }))
+    Ok(HttpResponse::Created().json(RoleApiKey {
+        id: key.id,
+        api_key: key.api_key,
+        role,
+        label,
+    }))
+}
+
+/// List API keys, newest first: who holds them and when they were last used, never the keys.
+#[utoipa::path(get, path = "/v1/api-keys", tag = "administration",
+    params(
+        ("role" = Option<String>, Query, description = "admin, auditor or agency"),
+        ("agency" = Option<String>, Query, description = "One agency's keys"),
+        ("limit" = Option<i64>, Query, description = "1-500, default 100"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "One page", body = api_keys::ApiKeyPage),
+        (status = 422, description = "`validation_failed`: an invalid filter", body = crate::http::error::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn list_api_keys(
+    principal: Principal,
+    state: web::Data<AppState>,
+    query: web::Query<HashMap<String, String>>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require(&[Role::Admin])?;
+    let mut v = Validator::new();
+    let page = PageRequest::parse(&query, &mut v);
+    let filter = api_keys::KeyFilter {
+        role: query.get("role").and_then(|role| {
+            v.check(
+                "role",
+                Role::parse(role).ok_or_else(|| "must be admin, auditor or agency".to_owned()),
+            )
+        }),
+        agency: query
+            .get("agency")
+            .and_then(|code| v.check("agency", AgencyCode::parse(code))),
+    };
+    v.finish()?;
+    let rows = api_keys::list(&state.pool, &filter, page).await?;
+    Ok(HttpResponse::Ok().json(Page::from_rows(
+        rows,
+        page.limit,
+        |k: &api_keys::ApiKeyItem| k.row_id,
+    )))
+}
+
+/// Revoke an API key of any role: from now on it answers 401 `unauthenticated`.
+#[utoipa::path(delete, path = "/v1/api-keys/{id}", tag = "administration",
+    params(("id" = String, Path, description = "The key's id (`key_<number>`)")),
+    responses(
+        (status = 204, description = "Revoked (also when it already was)"),
+        (status = 404, description = "`key_not_found`", body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`last_admin_key`: it is the last live admin key", body = crate::http::error::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn revoke_api_key(
+    principal: Principal,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require(&[Role::Admin])?;
+    api_keys::revoke(&state.pool, &path).await?;
+    tracing::info!(key_id = %path, revoked_by = %principal.key_id, "API key revocation requested");
+    Ok(HttpResponse::NoContent().finish())
 }

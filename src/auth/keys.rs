@@ -1,10 +1,11 @@
-//! Random secrets: API keys, bank signing secrets, agency notification secrets.
+//! Random secrets (API keys, bank signing secrets, agency notification secrets) and the ids
+//! under which API keys are shown.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use sha2::{Digest, Sha256};
 
-/// Every secret carries 32 random bytes (256 bits), the contract's minimum for API keys.
+/// Every secret carries 32 random bytes (256 bits), the least an API key may carry.
 pub const SECRET_BYTES: usize = 32;
 
 /// `<prefix>_` followed by 32 random bytes in unpadded base64url (43 characters). The prefix
@@ -22,6 +23,24 @@ pub fn random_id(prefix: &str, bytes: usize) -> String {
     getrandom::fill(&mut buf).expect("the operating system's random source is available");
     format!("{prefix}_{}", hex::encode(buf))
 }
+
+/// How the API names an API key: `key_` and the row's number, e.g. `key_42`. It is safe in
+/// paths and query strings, and says nothing about the key itself.
+pub fn key_id(row_id: i64) -> String {
+    format!("{KEY_ID_PREFIX}{row_id}")
+}
+
+/// The row number of an API key id written as [`key_id`] writes it; `None` for anything else.
+pub fn parse_key_id(id: &str) -> Option<i64> {
+    let digits = id.strip_prefix(KEY_ID_PREFIX)?;
+    // Exactly the canonical form: no sign, no leading zero, so that one key has one id.
+    if digits.is_empty() || digits.starts_with('0') || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse::<i64>().ok()
+}
+
+const KEY_ID_PREFIX: &str = "key_";
 
 /// The stored form of an API key. A fast hash suffices: the key has 256 bits of entropy, so
 /// there is nothing to guess, and a slow hash would only slow every request.
@@ -43,6 +62,25 @@ mod tests {
         assert!(a[4..]
             .bytes()
             .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'));
+    }
+
+    #[test]
+    fn key_ids_round_trip_and_only_the_canonical_form_parses() {
+        assert_eq!(key_id(42), "key_42");
+        assert_eq!(parse_key_id("key_42"), Some(42));
+        assert_eq!(parse_key_id(&key_id(i64::MAX)), Some(i64::MAX));
+        for other in [
+            "42",
+            "key_",
+            "key_042",
+            "key_-1",
+            "key_+1",
+            "key_1x",
+            "KEY_1",
+            "key_99999999999999999999",
+        ] {
+            assert_eq!(parse_key_id(other), None, "{other}");
+        }
     }
 
     #[test]

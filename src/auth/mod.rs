@@ -1,14 +1,19 @@
-//! Authentication and roles (contract section 3): bearer API keys, stored only as hashes.
+//! Authentication and roles: bearer API keys, stored only as hashes (see `docs/api-guide.md`).
 
 pub mod keys;
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::{LazyLock, Mutex};
 
-use actix_web::dev::Payload;
-use actix_web::{web, FromRequest, HttpRequest};
+use actix_web::dev::{Payload, Service, ServiceRequest, ServiceResponse, Transform};
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use deadpool_postgres::GenericClient;
+use futures_util::future::LocalBoxFuture;
 use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 use crate::codes::AgencyCode;
@@ -36,7 +41,8 @@ impl Role {
         }
     }
 
-    fn from_db(value: &str) -> Option<Role> {
+    /// The role named `value` (`admin`, `auditor` or `agency`).
+    pub fn parse(value: &str) -> Option<Role> {
         match value {
             "admin" => Some(Role::Admin),
             "auditor" => Some(Role::Auditor),
@@ -44,15 +50,22 @@ impl Role {
             _ => None,
         }
     }
+
+    pub(crate) fn from_db(value: &str) -> Role {
+        Role::parse(value).expect("the role column is constrained")
+    }
 }
 
-/// The authenticated caller of a request.
+/// The authenticated caller of a request: everything needed to say who did something.
 #[derive(Debug, Clone)]
 pub struct Principal {
-    pub key_id: i64,
+    /// The key's id as the API shows it (`key_42`); never the key itself.
+    pub key_id: String,
     pub role: Role,
     /// Set exactly when `role` is `Agency`.
     pub agency: Option<AgencyCode>,
+    /// Whose key it is, as the administrator who made it wrote it.
+    pub label: Option<String>,
 }
 
 impl Principal {
@@ -69,71 +82,309 @@ impl Principal {
 /// The longest `Authorization` value worth hashing; real keys are 47 characters.
 const MAX_API_KEY_CHARS: usize = 128;
 
+/// A key's label: whose key it is.
+pub const LABEL_MAX_CHARS: usize = 64;
+
+/// Checks a key's label: 1-64 characters, no NUL (which PostgreSQL text cannot hold).
+pub fn parse_label(label: &str) -> Result<String, String> {
+    let chars = label.chars().count();
+    if !(1..=LABEL_MAX_CHARS).contains(&chars) {
+        return Err(format!("must be 1 to {LABEL_MAX_CHARS} characters long"));
+    }
+    if label.contains('\0') {
+        return Err("must not contain the NUL character (U+0000)".to_owned());
+    }
+    Ok(label.to_owned())
+}
+
+/// The bearer key of a request, if it carries one worth looking up.
+fn bearer_key(req: &HttpRequest) -> Option<String> {
+    req.headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|key| !key.is_empty() && key.len() <= MAX_API_KEY_CHARS)
+        .map(str::to_owned)
+}
+
+/// Looks `key` up: the caller, or why it is refused.
+async fn principal_for(state: &AppState, key: &str) -> Result<Principal, ApiError> {
+    let client = state.pool.get().await?;
+    authenticate(&client, key)
+        .await?
+        .ok_or(ApiError::Unauthenticated)
+}
+
+/// The outcome of [`AuthenticateFirst`], waiting in the request's extensions for the handler.
+struct Authenticated(Result<Principal, ApiError>);
+
 impl FromRequest for Principal {
     type Error = ApiError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
-        let key = req
-            .headers()
-            .get(actix_web::http::header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|key| !key.is_empty() && key.len() <= MAX_API_KEY_CHARS)
-            .map(str::to_owned);
+        let early = req.extensions_mut().remove::<Authenticated>();
+        let key = bearer_key(req);
         let state = req.app_data::<web::Data<AppState>>().cloned();
         Box::pin(async move {
+            if let Some(Authenticated(outcome)) = early {
+                return outcome;
+            }
             let key = key.ok_or(ApiError::Unauthenticated)?;
             let state = state.expect("AppState is registered on the app");
-            let client = state.pool.get().await?;
-            authenticate(&client, &key)
-                .await?
-                .ok_or(ApiError::Unauthenticated)
+            principal_for(&state, &key).await
         })
     }
 }
 
-/// Finds the live key whose hash matches `key`.
+/// Authenticates a request's bearer key before the handler's arguments are extracted.
+///
+/// A handler's arguments are extracted side by side, so without this a body that fails to
+/// parse (ready at once) would answer before the key's database lookup (which takes a round
+/// trip) could: a malformed body sent with an unknown key, or with a disabled agency's key,
+/// would answer 400 instead of 401 or 403. Done here, the outcome is ready before any body is
+/// read, and the [`Principal`] extractor answers first. Only `/v1/` requests that carry a
+/// bearer key are looked up; the others are passed on untouched.
+pub struct AuthenticateFirst;
+
+impl<S, B> Transform<S, ServiceRequest> for AuthenticateFirst
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
+    B: 'static,
+{
+    type Response = ServiceResponse<B>;
+    type Error = actix_web::Error;
+    type Transform = AuthenticateFirstService<S>;
+    type InitError = ();
+    type Future = std::future::Ready<Result<Self::Transform, Self::InitError>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        std::future::ready(Ok(AuthenticateFirstService {
+            service: Rc::new(service),
+        }))
+    }
+}
+
+pub struct AuthenticateFirstService<S> {
+    service: Rc<S>,
+}
+
+impl<S, B> Service<ServiceRequest> for AuthenticateFirstService<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
+    B: 'static,
+{
+    type Response = ServiceResponse<B>;
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    actix_web::dev::forward_ready!(service);
+
+    fn call(&self, req: ServiceRequest) -> Self::Future {
+        let service = self.service.clone();
+        Box::pin(async move {
+            let key = req
+                .path()
+                .starts_with("/v1/")
+                .then(|| bearer_key(req.request()))
+                .flatten();
+            let state = req.app_data::<web::Data<AppState>>().cloned();
+            if let (Some(key), Some(state)) = (key, state) {
+                let outcome = principal_for(&state, &key).await;
+                req.extensions_mut().insert(Authenticated(outcome));
+            }
+            service.call(req).await
+        })
+    }
+}
+
+/// `last_used_at` is rewritten only when it is older than this, so a key that makes many
+/// requests costs one write a minute, not one per request; the column is accurate to about
+/// this much.
+pub const LAST_USED_PRECISION_S: f64 = 60.0;
+
+/// Keys whose `last_used_at` this process is writing or has written, by key hash, with the
+/// stale value it replaced. Concurrent requests with one key all see the same stale value;
+/// only the first of them writes. (A request that sees a different value, e.g. after the
+/// write landed and a minute passed, writes again.)
+static USE_WRITES: LazyLock<Mutex<HashMap<Vec<u8>, Option<OffsetDateTime>>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+/// Bounds the map above; it only deduplicates, so forgetting everything is harmless.
+const USE_WRITES_MAX_ENTRIES: usize = 10_000;
+
+/// True when this request should write `last_used_at` over `seen`.
+fn claim_use_write(hash: &[u8], seen: Option<OffsetDateTime>) -> bool {
+    let mut writes = USE_WRITES
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if writes.get(hash) == Some(&seen) {
+        return false;
+    }
+    if writes.len() >= USE_WRITES_MAX_ENTRIES {
+        writes.clear();
+    }
+    writes.insert(hash.to_vec(), seen);
+    true
+}
+
+fn forget_use_write(hash: &[u8]) {
+    let mut writes = USE_WRITES
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    writes.remove(hash);
+}
+
+/// Finds the live key whose hash matches `key`. A key of a disabled agency is found and then
+/// refused with 403 `agency_disabled`; an unknown or revoked key is `None`.
 pub async fn authenticate(
     client: &impl GenericClient,
     key: &str,
 ) -> Result<Option<Principal>, ApiError> {
+    let hash = keys::hash_api_key(key);
     let statement = client
         .prepare_typed_cached(
-            "SELECT id, role, agency_code FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
-            &[tokio_postgres::types::Type::BYTEA],
+            "SELECT k.id, k.role, k.agency_code, k.label, k.last_used_at,
+                    k.last_used_at IS NULL
+                        OR k.last_used_at < now() - make_interval(secs => $2),
+                    coalesce(a.disabled, false)
+             FROM api_keys k LEFT JOIN agencies a ON a.code = k.agency_code
+             WHERE k.key_hash = $1 AND k.revoked_at IS NULL",
+            &[
+                tokio_postgres::types::Type::BYTEA,
+                tokio_postgres::types::Type::FLOAT8,
+            ],
         )
         .await?;
-    let row = client
-        .query_opt(&statement, &[&keys::hash_api_key(key)])
-        .await?;
-    Ok(row.map(|row| Principal {
-        key_id: row.get(0),
-        role: Role::from_db(row.get(1)).expect("the role column is constrained"),
+    let Some(row) = client
+        .query_opt(&statement, &[&hash, &LAST_USED_PRECISION_S])
+        .await?
+    else {
+        return Ok(None);
+    };
+    let id: i64 = row.get(0);
+    let stale: bool = row.get(5);
+    if stale && claim_use_write(&hash, row.get(4)) {
+        record_use(client, id, &hash).await;
+    }
+    let principal = Principal {
+        key_id: keys::key_id(id),
+        role: Role::from_db(row.get(1)),
         agency: row
             .get::<_, Option<String>>(2)
             .map(|code| AgencyCode::parse(&code).expect("agency codes are constrained")),
-    }))
+        label: row.get(3),
+    };
+    if row.get::<_, bool>(6) {
+        return Err(ApiError::Refused {
+            code: "agency_disabled",
+            detail: format!(
+                "agency {} is disabled; its keys are refused",
+                principal.agency.as_ref().map_or("", AgencyCode::as_str)
+            ),
+        });
+    }
+    Ok(Some(principal))
 }
 
-/// Creates an API key and returns it; only its hash is stored, so this is the one time it is
-/// seen.
+/// Writes `last_used_at`, unless another request (here or in another replica) did within the
+/// last minute. A failure is logged, not answered: the request itself is fine.
+async fn record_use(client: &impl GenericClient, id: i64, hash: &[u8]) {
+    let written = client
+        .execute(
+            "UPDATE api_keys SET last_used_at = now()
+             WHERE id = $1
+               AND (last_used_at IS NULL OR last_used_at < now() - make_interval(secs => $2))",
+            &[&id, &LAST_USED_PRECISION_S],
+        )
+        .await;
+    if let Err(err) = written {
+        forget_use_write(hash);
+        tracing::warn!(key_id = %keys::key_id(id), error = %err, "could not record a key's use");
+    }
+}
+
+/// A key to create.
+#[derive(Debug, Clone, Copy)]
+pub struct NewApiKey<'a> {
+    pub role: Role,
+    /// Exactly for role `Agency`.
+    pub agency: Option<&'a AgencyCode>,
+    pub label: Option<&'a str>,
+}
+
+/// A key just created: the only time the key itself is seen.
+#[derive(Debug, Clone)]
+pub struct CreatedApiKey {
+    /// The key's id as the API shows it (`key_42`).
+    pub id: String,
+    pub api_key: String,
+}
+
+/// Creates an API key; only its hash is stored.
+pub async fn insert_api_key(
+    client: &impl GenericClient,
+    key: NewApiKey<'_>,
+) -> Result<CreatedApiKey, tokio_postgres::Error> {
+    let api_key = keys::random_secret("pgk");
+    let row = client
+        .query_one(
+            "INSERT INTO api_keys (key_hash, role, agency_code, label) VALUES ($1, $2, $3, $4)
+             RETURNING id",
+            &[
+                &keys::hash_api_key(&api_key),
+                &key.role.as_str(),
+                &key.agency.map(AgencyCode::as_str),
+                &key.label,
+            ],
+        )
+        .await?;
+    Ok(CreatedApiKey {
+        id: keys::key_id(row.get(0)),
+        api_key,
+    })
+}
+
+/// Creates an unlabelled API key and returns it (the key itself, shown this once).
 pub async fn create_api_key(
     client: &impl GenericClient,
     role: Role,
     agency: Option<&AgencyCode>,
 ) -> Result<String, tokio_postgres::Error> {
-    let key = keys::random_secret("pgk");
-    client
-        .execute(
-            "INSERT INTO api_keys (key_hash, role, agency_code) VALUES ($1, $2, $3)",
-            &[
-                &keys::hash_api_key(&key),
-                &role.as_str(),
-                &agency.map(AgencyCode::as_str),
-            ],
-        )
-        .await?;
-    Ok(key)
+    let created = insert_api_key(
+        client,
+        NewApiKey {
+            role,
+            agency,
+            label: None,
+        },
+    )
+    .await?;
+    Ok(created.api_key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_of_1_to_64_characters_without_nul_are_accepted() {
+        assert_eq!(parse_label("Kế toán trưởng").unwrap(), "Kế toán trưởng");
+        assert!(parse_label(&"ệ".repeat(64)).is_ok());
+        assert!(parse_label(&"ệ".repeat(65)).is_err());
+        assert!(parse_label("").is_err());
+        assert!(parse_label("a\0b").is_err());
+    }
+
+    #[test]
+    fn concurrent_uses_of_one_stale_value_write_once() {
+        let hash = keys::hash_api_key(&keys::random_secret("pgk"));
+        assert!(claim_use_write(&hash, None));
+        assert!(!claim_use_write(&hash, None), "the same stale value");
+        let later = OffsetDateTime::now_utc();
+        assert!(claim_use_write(&hash, Some(later)), "a newer stale value");
+        forget_use_write(&hash);
+        assert!(claim_use_write(&hash, Some(later)), "after a failed write");
+    }
 }

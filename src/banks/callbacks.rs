@@ -1,11 +1,18 @@
-//! Payment callbacks (contract section 6): each is posted exactly once, by construction.
+//! Payment callbacks (see "Banks: inquiry and callbacks" in `docs/api-guide.md`): each is
+//! posted exactly once, by construction.
 //!
 //! One database transaction records the callback, changes the order, writes the ledger
 //! transaction and the `payment.paid` event, or does none of it. The order row is locked
 //! (`FOR UPDATE`) while its payment is decided, so concurrent callbacks for one order are decided
 //! one after another; `(bank, bank_txn_id)` is unique and an order has at most one paying
 //! callback (both constraints), so a race that slips past the checks fails at commit and is
-//! decided again.
+//! decided again. An order that expired but was paid in time takes its reference back through
+//! the unique index on active references, never through a read that a concurrent create could
+//! slip past: if another order holds the reference, the money goes to suspense (`order_closed`).
+//!
+//! The decision follows the callback table's rows in order: a redelivery or conflict, an unknown
+//! order, then (for a bank's own callback) a `paid_at` more than 5 minutes before the order's
+//! creation, which is a 422 that reserves nothing, then `failed`, the amount, the order's state.
 
 use deadpool_postgres::{GenericClient, Pool};
 use rust_decimal::Decimal;
@@ -26,6 +33,9 @@ use crate::payments::store::{expire_overdue_holder, payment_not_found};
 
 /// A bank's `paid_at` may run ahead of our clock by this much, no more.
 pub const MAX_PAID_AT_AHEAD: Duration = Duration::minutes(5);
+/// A bank's `paid_at` may lie before the order's creation by this much (clocks differ), no
+/// more: nobody can pay an order long before it existed.
+pub const MAX_PAID_AT_BEFORE_CREATION: Duration = Duration::minutes(5);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CallbackStatus {
@@ -219,6 +229,24 @@ async fn attempt(
         return Ok(Attempt::Done(Err(payment_not_found(&callback.payment_id))));
     };
     let order = Payment::from_row(&row);
+    // Checked once the order is known, right after the unknown-order row and before every
+    // other: a `paid_at` long before the order existed is a bad body, so the callback is
+    // answered 422 and reserves nothing (a redelivery gets the same answer; a corrected
+    // callback with the same `bank_txn_id` is decided afresh). Statement lines are the bank's
+    // own record of money it holds; reconciliation decides about them.
+    if source == Source::Callback {
+        if let Some(paid_at) = callback.paid_at {
+            if paid_at < order.created_at - MAX_PAID_AT_BEFORE_CREATION {
+                return Ok(Attempt::Done(Err(ApiError::invalid(
+                    "paid_at",
+                    format!(
+                        "must not be more than 5 minutes before the order was created ({})",
+                        crate::timefmt::format_utc(order.created_at)
+                    ),
+                ))));
+            }
+        }
+    }
     if callback.status == CallbackStatus::Failed {
         return match insert_callback(client, bank, callback, "failed", None, source).await? {
             None => Ok(Attempt::Raced),
@@ -239,15 +267,11 @@ async fn attempt(
     let paid_at = callback
         .paid_at
         .ok_or_else(|| ApiError::internal(anyhow::anyhow!("a succeeded callback has paid_at")))?;
+    // An order that expired but was paid in time is paid only if its reference is still free;
+    // `pay` finds that out by claiming it (see `claim_reference`).
     let decision = match order.status {
         PaymentStatus::Pending => None,
-        PaymentStatus::Expired if paid_at <= order.expires_at => {
-            if reference_taken(client, &order).await? {
-                Some(Reason::OrderClosed)
-            } else {
-                None
-            }
-        }
+        PaymentStatus::Expired if paid_at <= order.expires_at => None,
         PaymentStatus::Expired | PaymentStatus::Cancelled => Some(Reason::OrderClosed),
         PaymentStatus::Paid => Some(Reason::DoublePayment),
     };
@@ -316,18 +340,64 @@ async fn redelivery(
     })))
 }
 
-/// Whether another active order of the agency now holds this order's reference (a pending order
-/// past its expiry does not).
-async fn reference_taken(client: &impl GenericClient, order: &Payment) -> Result<bool, ApiError> {
-    let row = client
-        .query_one(
-            "SELECT EXISTS (SELECT 1 FROM payments
-                 WHERE agency_code = $1 AND reference = $2 AND id <> $3
-                   AND (status = 'paid' OR (status = 'pending' AND expires_at > now())))",
-            &[&order.agency, &order.reference, &order.id],
+/// Marks the order paid. For an order that expired, this is what claims its reference back:
+/// the unique index on active references refuses it when another order holds the reference.
+async fn mark_paid(
+    client: &impl GenericClient,
+    bank: &BankCode,
+    callback: &Callback,
+    order: &Payment,
+    paid_at: OffsetDateTime,
+) -> Result<u64, tokio_postgres::Error> {
+    let statement = client
+        .prepare_cached(
+            "UPDATE payments SET status = 'paid', paid_at = $2, bank_code = $3,
+                 bank_txn_id = $4, closed_at = now()
+             WHERE id = $1",
         )
         .await?;
-    Ok(row.get(0))
+    client
+        .execute(
+            &statement,
+            &[&order.id, &paid_at, &bank.as_str(), &callback.bank_txn_id],
+        )
+        .await
+}
+
+/// Pays an order that expired but whose money the bank took in time, if its reference is still
+/// free; `false` (and nothing changed) when another pending or paid order holds it.
+///
+/// A read of the other orders could not decide this: an order created concurrently with the
+/// same reference is invisible until it commits, and the update below would then fail on the
+/// unique index. So the update itself asks, in a savepoint: the index makes it wait for such a
+/// concurrent create and fail if that commits, and the failure, recognised by the index's name,
+/// means the reference is taken. A pending order past its expiry gives the reference up first.
+async fn claim_reference(
+    client: &impl GenericClient,
+    bank: &BankCode,
+    callback: &Callback,
+    order: &Payment,
+    paid_at: OffsetDateTime,
+) -> Result<bool, ApiError> {
+    let agency = crate::codes::AgencyCode::parse(&order.agency)
+        .map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?;
+    expire_overdue_holder(client, &agency, &order.reference, Some(&order.id)).await?;
+    client.batch_execute("SAVEPOINT claim_reference").await?;
+    match mark_paid(client, bank, callback, order, paid_at).await {
+        Ok(_) => {
+            client
+                .batch_execute("RELEASE SAVEPOINT claim_reference")
+                .await?;
+            Ok(true)
+        }
+        Err(err) if violated_constraint(&err) == Some("payments_active_reference") => {
+            client
+                .batch_execute("ROLLBACK TO SAVEPOINT claim_reference")
+                .await?;
+            Ok(false)
+        }
+        Err(err) => Err(err.into()),
+    }
 }
 
 fn answer(result: &'static str, exception: Option<Reason>, order: &Payment) -> CallbackAnswer {
@@ -397,18 +467,18 @@ async fn pay(
     order: &Payment,
     paid_at: OffsetDateTime,
 ) -> Result<Attempt, ApiError> {
+    // A pending order holds its reference alone, so only an expired one needs to claim it back
+    // before the callback is recorded; if it cannot, the money goes to suspense. (Should the
+    // callback then lose a race for its `bank_txn_id`, the whole attempt rolls back, the
+    // claim included.)
+    let expired = order.status == PaymentStatus::Expired;
+    if expired && !claim_reference(client, bank, callback, order, paid_at).await? {
+        return suspend(client, bank, callback, source, order, Reason::OrderClosed).await;
+    }
     let Some(callback_id) = insert_callback(client, bank, callback, "paid", None, source).await?
     else {
         return Ok(Attempt::Raced);
     };
-    if order.status == PaymentStatus::Expired {
-        // Paid in time after it expired: a pending order past its expiry may still hold the
-        // reference in the table; it is expired in the eyes of every decision, so it gives the
-        // reference up now. (A pending order holds its reference alone: no one else can.)
-        let agency = crate::codes::AgencyCode::parse(&order.agency)
-            .map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?;
-        expire_overdue_holder(client, &agency, &order.reference, Some(&order.id)).await?;
-    }
     let paid = Payment {
         status: PaymentStatus::Paid,
         paid_at: Some(paid_at),
@@ -424,25 +494,17 @@ async fn pay(
         ledger::agency_account(&order.agency, order.obligation),
         order.amount,
     );
-    let mark_paid = async {
-        let statement = client
-            .prepare_cached(
-                "UPDATE payments SET status = 'paid', paid_at = $2, bank_code = $3,
-                     bank_txn_id = $4, closed_at = now()
-                 WHERE id = $1",
-            )
-            .await?;
-        client
-            .execute(
-                &statement,
-                &[&order.id, &paid_at, &bank.as_str(), &callback.bank_txn_id],
-            )
-            .await
+    let mark_pending_paid = async {
+        if expired {
+            Ok(0)
+        } else {
+            mark_paid(client, bank, callback, order, paid_at).await
+        }
     };
     // The order, the ledger and the event are independent writes: they go out together, in
     // one round trip, and stand or fall with the transaction.
     futures_util::future::try_join3(
-        mark_paid,
+        mark_pending_paid,
         ledger::post(client, &posting),
         outbox::record(client, &paid, EventType::Paid),
     )

@@ -1,4 +1,4 @@
-//! Banks' signed requests (contract section 6): inquiry and payment callbacks.
+//! Banks' signed requests: inquiry and payment callbacks (see `docs/api-guide.md`).
 
 pub mod callbacks;
 pub mod verify;
@@ -60,7 +60,7 @@ impl From<Payment> for InquiryAnswer {
     }
 }
 
-/// Look an order up to show the payer what is due (signed).
+/// Look an order up to show the payer what is due (signed). A disabled bank is refused.
 #[utoipa::path(post, path = "/v1/banks/{bank}/inquiry", tag = "banks",
     params(("bank" = String, Path, description = "The bank's code")),
     request_body = InquiryRequest,
@@ -68,6 +68,7 @@ impl From<Payment> for InquiryAnswer {
     responses(
         (status = 200, description = "What is due", body = InquiryAnswer),
         (status = 401, description = "`invalid_signature` or `signature_expired`", body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`bank_disabled`: the bank is disabled (answered only to a valid signature)", body = crate::http::error::Problem, content_type = "application/problem+json"),
         (status = 404, description = "`payment_not_found`", body = crate::http::error::Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed`", body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
@@ -77,7 +78,15 @@ pub async fn inquiry(
     path: web::Path<String>,
     RawBody(body): RawBody,
 ) -> Result<HttpResponse, ApiError> {
-    verify::verify(&state, &path, &req, &body).await?;
+    let bank = verify::verify(&state, &path, &req, &body).await?;
+    // Checked after the signature, so that only the bank itself learns that it is disabled,
+    // and before the body, which a disabled bank has no business sending.
+    if crate::admin::banks::is_disabled(&state.pool, &bank).await? {
+        return Err(ApiError::Refused {
+            code: "bank_disabled",
+            detail: format!("bank {bank} is disabled; its inquiries are refused"),
+        });
+    }
     let body = parse_object(&body)?;
     let mut v = Validator::new();
     let payment_id = v.required(&body, "payment_id", text(1, 64));
@@ -87,7 +96,8 @@ pub async fn inquiry(
     Ok(HttpResponse::Ok().json(InquiryAnswer::from(payment)))
 }
 
-/// Report a payment (signed); posted exactly once.
+/// Report a payment (signed); posted exactly once. Accepted from a disabled bank too: money it
+/// already collected must land.
 #[utoipa::path(post, path = "/v1/banks/{bank}/callbacks", tag = "banks",
     params(("bank" = String, Path, description = "The bank's code")),
     request_body(content = crate::openapi::examples::CallbackRequest, example = json!({

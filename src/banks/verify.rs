@@ -1,6 +1,6 @@
-//! Verifying a bank's signed request (contract section 6), over the raw body bytes and before
-//! anything is parsed: parse the header, find the path's bank and the key `kid` among that
-//! bank's live keys, check the MAC (constant time), then the timestamp.
+//! Verifying a bank's signed request (see "Signatures" in `docs/api-guide.md`), over the raw
+//! body bytes and before anything is parsed: parse the header, find the path's bank and the key
+//! `kid` among that bank's live keys, check the MAC (constant time), then the timestamp.
 
 use actix_web::HttpRequest;
 use deadpool_postgres::Pool;

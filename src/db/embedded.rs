@@ -6,6 +6,10 @@
 //! on `postgres.lock` while it uses the cluster; the last one to leave stops it, so `paygate
 //! migrate` run while `serve` is up never pulls the database from under the server.
 //!
+//! Two roles use it: the bootstrap superuser owns the database and applies the migrations, and
+//! the service role (made here with LOGIN, so it exists before the first migration) serves.
+//! Both authenticate by `trust`, which the private socket makes safe.
+//!
 //! PostgreSQL refuses to run as root. When paygate runs as root, the cluster's files belong to
 //! the unprivileged `postgres` account (made by Debian's `postgresql` package) and its processes
 //! run as that account.
@@ -25,6 +29,8 @@ const PG_CTL_TIMEOUT_S: &str = "60";
 pub const SUPERUSER: &str = "postgres";
 /// The database paygate keeps its data in, made after `initdb`.
 pub const DATABASE: &str = "paygate";
+/// The port in the socket's file name (and of TCP, for a cluster told to listen there), unless
+/// the cluster's settings name another.
 const PORT: u16 = 5432;
 
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +85,7 @@ struct Account {
 #[derive(Debug)]
 pub struct Cluster {
     dir: PathBuf,
+    port: u16,
     bindir: PathBuf,
     account: Option<Account>,
     lock: Option<LockPair>,
@@ -103,8 +110,20 @@ fn open_lock(path: &Path) -> Result<File, EmbeddedError> {
 /// Settings written into a new cluster's `postgresql.conf`.
 #[derive(Debug, Clone, Default)]
 pub struct ClusterOptions {
-    /// Extra `name = value` settings, e.g. `fsync = off` for throwaway test clusters.
+    /// Extra `name = value` settings, e.g. `fsync = off` for throwaway test clusters. A `port`
+    /// among them is also the port connections use; string values carry their own quotes.
     pub settings: Vec<(String, String)>,
+}
+
+impl ClusterOptions {
+    fn port(&self) -> u16 {
+        self.settings
+            .iter()
+            .rev()
+            .find(|(name, _)| name == "port")
+            .and_then(|(_, value)| value.trim().parse().ok())
+            .unwrap_or(PORT)
+    }
 }
 
 impl Cluster {
@@ -130,6 +149,7 @@ impl Cluster {
             .map_err(io_error("locking the cluster's start lock"))?;
         let mut cluster = Cluster {
             dir,
+            port: options.port(),
             bindir,
             account,
             lock: None,
@@ -176,7 +196,36 @@ impl Cluster {
             )?;
             tracing::info!(dir = %self.dir.display(), "started the embedded PostgreSQL cluster");
         }
+        // Every start, not only the first: a cluster made by an earlier release has no service
+        // role yet. The start lock keeps two processes from doing it at once.
+        self.psql(
+            "postgres",
+            &format!(
+                "DO $$ BEGIN
+                     IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') THEN
+                         CREATE ROLE {role} LOGIN;
+                     ELSIF NOT (SELECT rolcanlogin FROM pg_roles WHERE rolname = '{role}') THEN
+                         ALTER ROLE {role} LOGIN;
+                     END IF;
+                 END $$",
+                role = super::SERVICE_ROLE
+            ),
+            "psql CREATE ROLE",
+        )?;
         Ok(())
+    }
+
+    fn psql(&self, dbname: &str, sql: &str, what: &str) -> Result<(), EmbeddedError> {
+        let output = self
+            .command("psql")
+            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-h"])
+            .arg(&self.dir)
+            .args(["-p", &self.port.to_string(), "-U", SUPERUSER, "-d", dbname])
+            .args(["-c", sql])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .map_err(io_error("running psql"))?;
+        check(what, &output)
     }
 
     fn initdb(&self, options: &ClusterOptions) -> Result<(), EmbeddedError> {
@@ -209,15 +258,11 @@ impl Cluster {
             &["start", "-w", "-t", PG_CTL_TIMEOUT_S, "-l"],
             Some("server.log"),
         )?;
-        let output = self
-            .command("psql")
-            .args(["-X", "-q", "-h"])
-            .arg(&self.dir)
-            .args(["-p", &PORT.to_string(), "-U", SUPERUSER, "-d", "postgres"])
-            .args(["-c", &format!("CREATE DATABASE {DATABASE}")])
-            .output()
-            .map_err(io_error("running psql"))?;
-        check("psql CREATE DATABASE", &output)?;
+        self.psql(
+            "postgres",
+            &format!("CREATE DATABASE {DATABASE}"),
+            "psql CREATE DATABASE",
+        )?;
         Ok(())
     }
 
@@ -271,18 +316,28 @@ impl Cluster {
         command
     }
 
+    /// The port the cluster listens on (its socket's name; TCP too when told to listen there).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     /// The directory of the cluster's Unix socket, which is also its data directory.
     pub fn socket_dir(&self) -> &Path {
         &self.dir
     }
 
-    /// Connection settings for `dbname` over the private socket.
+    /// Connection settings for `dbname` over the private socket, as the superuser (the owner).
     pub fn connection_config(&self, dbname: &str) -> tokio_postgres::Config {
+        self.connection_config_as(dbname, SUPERUSER)
+    }
+
+    /// Connection settings for `dbname` over the private socket, as `user`.
+    pub fn connection_config_as(&self, dbname: &str, user: &str) -> tokio_postgres::Config {
         let mut config = tokio_postgres::Config::new();
         config
             .host_path(&self.dir)
-            .port(PORT)
-            .user(SUPERUSER)
+            .port(self.port)
+            .user(user)
             .dbname(dbname)
             .application_name("paygate");
         config

@@ -1,17 +1,28 @@
-//! Database access: the connection pool, the embedded default cluster and the migrations.
+//! Database access: the connection pool, the embedded default cluster, the migrations, and the
+//! connection settings (TLS) every connection shares.
+//!
+//! Two roles connect. The owner of the schema applies the migrations; the service role, which
+//! owns nothing, serves. The service may read and insert the ledger's tables but may not
+//! update, delete or truncate them nor switch their triggers off (see
+//! `migrations/0007_service_role.sql` and `docs/database.md`).
 
 pub mod embedded;
 pub mod migrate;
+pub mod settings;
 
 use std::time::Duration;
 
+use crate::config::Config;
 use deadpool_postgres::{
     Manager, ManagerConfig, Pool, PoolConfig, RecyclingMethod, Runtime, Timeouts,
 };
-use tokio_postgres::NoTls;
-
-use crate::config::Config;
 use embedded::{Cluster, ClusterOptions};
+pub use settings::Settings;
+
+/// The role the service connects as. Migration 0007 creates it (without LOGIN) when it is
+/// missing and grants it what the service needs; a deployment gives it LOGIN and a password
+/// (the embedded default and the Kubernetes manifests do so themselves).
+pub const SERVICE_ROLE: &str = "paygate_service";
 
 /// Connections per process. PostgreSQL serves best with a few connections per core; several
 /// replicas share one server, so each keeps a modest pool.
@@ -29,18 +40,34 @@ pub const STATEMENT_TIMEOUT_MS: u64 = 30_000;
 /// key in flight); the request then fails as retriable instead of piling up.
 pub const LOCK_TIMEOUT_MS: u64 = 10_000;
 
-/// Where the database is: given by `DATABASE_URL`, or the embedded cluster this process uses.
+/// Where the database is and the two ways paygate connects to it: from `DATABASE_URL` (and
+/// `PAYGATE_MIGRATION_DATABASE_URL`), or to the embedded cluster this process uses.
 pub struct Database {
-    pub config: tokio_postgres::Config,
+    pub connections: Connections,
     pub cluster: Option<Cluster>,
+}
+
+/// The two roles paygate connects as.
+#[derive(Debug, Clone)]
+pub struct Connections {
+    /// What the service (and every command's work) connects as: the service role.
+    pub service: Settings,
+    /// What migrations run as: the owner of the schema.
+    pub migrations: Settings,
 }
 
 impl Database {
     /// Resolves `DATABASE_URL`, or starts (or joins) the embedded cluster.
     pub fn open(config: &Config) -> anyhow::Result<Database> {
-        if let Some(url) = &config.database_url {
+        if let Some(service) = &config.database_url {
             return Ok(Database {
-                config: url.clone(),
+                connections: Connections {
+                    service: service.clone(),
+                    migrations: config
+                        .migration_database_url
+                        .clone()
+                        .unwrap_or_else(|| service.clone()),
+                },
                 cluster: None,
             });
         }
@@ -48,8 +75,15 @@ impl Database {
             &config.data_dir.join("postgres"),
             &ClusterOptions::default(),
         )?;
+        // The bootstrap superuser owns the embedded database and migrates it; the service
+        // connects as the service role, which the cluster lets log in over its private socket.
         Ok(Database {
-            config: cluster.connection_config(embedded::DATABASE),
+            connections: Connections {
+                service: Settings::from(
+                    cluster.connection_config_as(embedded::DATABASE, SERVICE_ROLE),
+                ),
+                migrations: Settings::from(cluster.connection_config(embedded::DATABASE)),
+            },
             cluster: Some(cluster),
         })
     }
@@ -65,8 +99,10 @@ impl Database {
 }
 
 /// Builds the pool. Connections are opened lazily; call [`check`] to fail fast at start-up.
-pub fn pool(config: &tokio_postgres::Config, max_size: usize) -> Pool {
-    let mut config = config.clone();
+/// A plain `tokio_postgres::Config` is accepted too (its own sslmode, no certificate checks).
+pub fn pool(settings: impl Into<Settings>, max_size: usize) -> Pool {
+    let settings: Settings = settings.into();
+    let mut config = settings.effective_config();
     config
         .options(format!(
             "-c statement_timeout={STATEMENT_TIMEOUT_MS} -c lock_timeout={LOCK_TIMEOUT_MS}"
@@ -80,7 +116,7 @@ pub fn pool(config: &tokio_postgres::Config, max_size: usize) -> Pool {
     // lets `/readyz` recover by itself.
     let manager = Manager::from_config(
         config,
-        NoTls,
+        settings.connector(),
         ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         },
@@ -102,8 +138,14 @@ pub fn pool(config: &tokio_postgres::Config, max_size: usize) -> Pool {
 }
 
 /// One round trip, to fail fast at start-up with a clear message when the database is away.
+/// The error carries its causes (a refused certificate, a role that may not log in) for the
+/// operator reading the start-up message.
 pub async fn check(pool: &Pool) -> anyhow::Result<()> {
-    let client = pool.get().await?;
+    let client = pool.get().await.map_err(|err| match err {
+        // The pool's own wording repeats the database error's; keep the database error alone.
+        deadpool_postgres::PoolError::Backend(err) => anyhow::Error::new(err),
+        other => anyhow::Error::new(other),
+    })?;
     client.simple_query("SELECT 1").await?;
     Ok(())
 }

@@ -4,7 +4,8 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use actix_web::dev::Payload;
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{Payload, Service, ServiceRequest, ServiceResponse};
 use actix_web::web::{Bytes, BytesMut};
 use actix_web::{FromRequest, HttpRequest};
 use futures_util::StreamExt;
@@ -12,7 +13,7 @@ use serde_json::{Map, Value};
 
 use super::error::{ApiError, FieldError};
 
-/// JSON bodies over 1 MiB answer 413 `payload_too_large` (contract section 2).
+/// JSON bodies over 1 MiB answer 413 `payload_too_large`.
 pub const JSON_BODY_LIMIT_BYTES: usize = 1024 * 1024;
 
 /// Reads the whole body, refusing it as soon as it exceeds `limit_bytes` (so an oversized body
@@ -77,11 +78,104 @@ impl FromRequest for JsonBody {
 }
 
 /// Parses bytes as a JSON object.
+///
+/// A body in which any string (a value or a member name, at any depth) holds a NUL character
+/// is refused here with a 422 that names each such field, before any handler reads it: the
+/// database cannot store NUL in text, and checking the whole body at the one place where every
+/// JSON body is read means that no field, present or future, can forget the rule.
 pub fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
     match serde_json::from_slice::<Value>(bytes) {
-        Ok(Value::Object(object)) => Ok(object),
+        Ok(Value::Object(object)) => {
+            let mut errors = Vec::new();
+            for (name, value) in &object {
+                find_nul(name, value, &mut errors);
+            }
+            if errors.is_empty() {
+                Ok(object)
+            } else {
+                Err(ApiError::Validation(errors))
+            }
+        }
         Ok(_) => Err(ApiError::invalid("", "the body must be a JSON object")),
         Err(err) => Err(ApiError::MalformedJson(err.to_string())),
+    }
+}
+
+/// The message for text that holds a NUL character (U+0000).
+pub const NUL_MESSAGE: &str = "must not contain a NUL character (U+0000)";
+
+/// Whether `text` holds a NUL character, which no text field may.
+pub fn has_nul(text: &str) -> bool {
+    text.contains('\0')
+}
+
+/// A field's name as an error names it: a NUL inside a member name is written as `\u0000`,
+/// so that the answer itself carries none.
+fn shown(name: &str) -> String {
+    name.replace('\0', "\\u0000")
+}
+
+/// Records an error for every string under `path` (a dotted path; array elements by index)
+/// that holds a NUL, in a member name or a value.
+fn find_nul(path: &str, value: &Value, errors: &mut Vec<FieldError>) {
+    if has_nul(path) {
+        errors.push(FieldError::new(shown(path), NUL_MESSAGE));
+        return;
+    }
+    match value {
+        Value::String(text) if has_nul(text) => errors.push(FieldError::new(path, NUL_MESSAGE)),
+        Value::Array(items) => {
+            for (index, item) in items.iter().enumerate() {
+                find_nul(&format!("{path}.{index}"), item, errors);
+            }
+        }
+        Value::Object(members) => {
+            for (name, member) in members {
+                find_nul(&format!("{path}.{name}"), member, errors);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// What a request's address carries that no handler may see: a NUL character, written `%00`
+/// in the path or the query string. `None` when there is none.
+///
+/// A query parameter that holds one is a 422 naming it; a path that holds one names nothing
+/// that can exist (no id, code or route has a NUL), so it is a 404.
+pub fn nul_in_url(path: &str, query: &str) -> Option<ApiError> {
+    // Percent-encoding sequences never overlap, so `%00` appears in the raw path exactly when
+    // the decoded path holds a NUL (an encoded `%` is `%25`).
+    if path.contains("%00") {
+        return Some(ApiError::not_found("not_found", "no such resource"));
+    }
+    // Query strings are decoded like `web::Query` decodes them (`+` is a space).
+    let errors: Vec<FieldError> = url::form_urlencoded::parse(query.as_bytes())
+        .filter(|(name, value)| has_nul(name) || has_nul(value))
+        .map(|(name, _)| FieldError::new(shown(&name), NUL_MESSAGE))
+        .collect();
+    (!errors.is_empty()).then_some(ApiError::Validation(errors))
+}
+
+/// Middleware that answers [`nul_in_url`]'s refusal before any route sees the request, so that
+/// every handler, whichever parameters it reads, gets text without NUL.
+pub fn refuse_nul_in_url<S, B>(
+    req: ServiceRequest,
+    service: &S,
+) -> impl Future<Output = Result<ServiceResponse<EitherBody<B>>, actix_web::Error>>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    let next = match nul_in_url(req.path(), req.query_string()) {
+        None => Ok(service.call(req)),
+        Some(refusal) => Err((req, refusal)),
+    };
+    async move {
+        match next {
+            Ok(call) => call.await.map(ServiceResponse::map_into_left_body),
+            Err((req, refusal)) => Ok(req.error_response(refusal).map_into_right_body()),
+        }
     }
 }
 
@@ -155,6 +249,9 @@ pub fn text(min: usize, max: usize) -> impl Fn(&Value) -> Result<String, String>
         let Value::String(text) = value else {
             return Err("must be a string".to_owned());
         };
+        if has_nul(text) {
+            return Err(NUL_MESSAGE.to_owned());
+        }
         let chars = text.chars().count();
         if chars < min || chars > max {
             return Err(format!("must be {min} to {max} characters long"));
@@ -163,11 +260,13 @@ pub fn text(min: usize, max: usize) -> impl Fn(&Value) -> Result<String, String>
     }
 }
 
-/// A JSON string parsed by a domain type's `parse`.
+/// A JSON string parsed by a domain type's `parse`; text holding a NUL is refused before
+/// `parse` sees it.
 pub fn parsed<T>(
     parse: impl Fn(&str) -> Result<T, String>,
 ) -> impl Fn(&Value) -> Result<T, String> {
     move |value| match value {
+        Value::String(text) if has_nul(text) => Err(NUL_MESSAGE.to_owned()),
         Value::String(text) => parse(text),
         _ => Err("must be a string".to_owned()),
     }
@@ -211,6 +310,70 @@ mod tests {
         let mut v = Validator::new();
         assert_eq!(v.optional(&body, "notify_url", text(1, 5)), Some(None));
         assert!(v.finish().is_ok());
+    }
+
+    fn fields_of(err: ApiError) -> Vec<(String, String)> {
+        let ApiError::Validation(errors) = err else {
+            panic!("expected a validation error, got {err:?}");
+        };
+        errors.into_iter().map(|e| (e.field, e.message)).collect()
+    }
+
+    #[test]
+    fn a_nul_anywhere_in_a_body_is_refused_naming_every_such_field() {
+        let body = br#"{"reference": "a\u0000b", "payer": {"name": "ok", "id_number": "\u0000"},
+            "details": {"dossier_code": "x\u0000"}, "list": ["a", "\u0000"],
+            "na\u0000me": "fine", "clean": "text", "n": 1}"#;
+        let fields: Vec<String> = fields_of(parse_object(body).unwrap_err())
+            .into_iter()
+            .map(|(field, message)| {
+                assert_eq!(message, NUL_MESSAGE);
+                field
+            })
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                "reference",
+                "payer.id_number",
+                "details.dossier_code",
+                "list.1",
+                "na\\u0000me"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_body_without_nul_parses_and_other_control_characters_are_kept() {
+        let object = parse_object(br#"{"a": "tab\tand\u0001", "b": "Nguy\u1ec5n"}"#).unwrap();
+        assert_eq!(object["a"], "tab\tand\u{1}");
+        assert_eq!(object["b"], "Nguyễn");
+    }
+
+    #[test]
+    fn text_and_parsed_refuse_nul_before_any_other_rule() {
+        assert_eq!(text(1, 3)(&json!("a\u{0}b")).unwrap_err(), NUL_MESSAGE);
+        assert_eq!(text(1, 3)(&json!("\u{0}")).unwrap_err(), NUL_MESSAGE);
+        let parse = parsed(|t: &str| Ok::<_, String>(t.len()));
+        assert_eq!(parse(&json!("x\u{0}")).unwrap_err(), NUL_MESSAGE);
+        assert_eq!(parse(&json!("x")), Ok(1));
+    }
+
+    #[test]
+    fn a_nul_in_a_query_parameter_is_a_422_naming_it_and_in_a_path_a_404() {
+        assert!(nul_in_url("/v1/payments", "reference=a&limit=5").is_none());
+        assert!(nul_in_url("/v1/payments/%2500", "reference=%2500").is_none());
+        let fields = fields_of(
+            nul_in_url(
+                "/v1/payments",
+                "reference=a%00b&status=paid&x%00=1&cursor=%00",
+            )
+            .unwrap(),
+        );
+        let names: Vec<&str> = fields.iter().map(|(f, _)| f.as_str()).collect();
+        assert_eq!(names, ["reference", "x\\u0000", "cursor"]);
+        let err = nul_in_url("/v1/reconciliations/run%00", "").unwrap();
+        assert_eq!(err.code(), "not_found");
     }
 
     #[test]

@@ -1,5 +1,9 @@
 //! The one error type of the HTTP boundary: every failure becomes an RFC 9457 problem document
-//! with the contract's stable `code` (contract section 2).
+//! with a stable `code` (see `docs/api-guide.md`).
+//!
+//! What a client sees is chosen here, not by whoever raised the error: an internal error and a
+//! database outage carry fixed texts, and their causes (driver messages, SQL, file paths) go to
+//! the log only.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
@@ -57,6 +61,9 @@ pub enum ApiError {
     Unauthenticated,
     #[error("this API key's role may not do this")]
     Forbidden,
+    /// 403 with a code of its own: the caller is known but refused (e.g. `agency_disabled`).
+    #[error("{detail}")]
+    Refused { code: &'static str, detail: String },
     #[error("{detail}")]
     NotFound { code: &'static str, detail: String },
     #[error("{} invalid", plural_fields(.0.len()))]
@@ -73,11 +80,21 @@ pub enum ApiError {
     Unprocessable { code: &'static str, detail: String },
     #[error("{0}")]
     Signature(SignatureError),
+    /// The service cannot answer now but will on a retry: the database is away or overloaded,
+    /// or a transaction lost a deadlock or a serialization conflict. The text is the cause, for
+    /// the log; clients get [`UNAVAILABLE_DETAIL`] instead, so whatever text is put here
+    /// (a driver message, SQL, a file path) never leaves the process.
     #[error("{0}")]
     Unavailable(String),
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
+
+/// The `detail` of every 503 `unavailable`, whatever its cause.
+pub const UNAVAILABLE_DETAIL: &str = "the database is unavailable; retry later";
+
+/// The `detail` of every 500 `internal_error`.
+pub const INTERNAL_DETAIL: &str = "internal error";
 
 fn plural_fields(n: usize) -> String {
     if n == 1 {
@@ -110,7 +127,7 @@ impl ApiError {
         ApiError::Internal(err.into())
     }
 
-    /// The contract's stable code for this error.
+    /// The stable code for this error, which clients branch on.
     pub fn code(&self) -> &'static str {
         match self {
             ApiError::Unauthenticated => "unauthenticated",
@@ -121,6 +138,7 @@ impl ApiError {
             ApiError::NotFound { code, .. }
             | ApiError::BadRequest { code, .. }
             | ApiError::Conflict { code, .. }
+            | ApiError::Refused { code, .. }
             | ApiError::Unprocessable { code, .. } => code,
             ApiError::Signature(SignatureError::Expired) => "signature_expired",
             ApiError::Signature(_) => "invalid_signature",
@@ -132,7 +150,7 @@ impl ApiError {
     fn title(&self) -> &'static str {
         match self {
             ApiError::Unauthenticated => "Unauthenticated",
-            ApiError::Forbidden => "Forbidden",
+            ApiError::Forbidden | ApiError::Refused { .. } => "Forbidden",
             ApiError::NotFound { .. } => "Not found",
             ApiError::Validation(_) => "Validation failed",
             ApiError::MalformedJson(_) => "Malformed JSON",
@@ -147,14 +165,23 @@ impl ApiError {
         }
     }
 
+    /// The `detail` a client may see. The causes of internal errors and outages are logged by
+    /// [`ResponseError::error_response`], never sent.
+    fn client_detail(&self) -> String {
+        match self {
+            ApiError::Unavailable(_) => UNAVAILABLE_DETAIL.to_owned(),
+            ApiError::Internal(_) => INTERNAL_DETAIL.to_owned(),
+            other => other.to_string(),
+        }
+    }
+
     pub fn problem(&self) -> Problem {
         let code = self.code();
         Problem {
             problem_type: format!("urn:paygate:problem:{code}"),
             title: self.title().to_owned(),
             status: self.status_code().as_u16(),
-            // An internal error's cause is logged, never sent.
-            detail: self.to_string(),
+            detail: self.client_detail(),
             code: code.to_owned(),
             errors: match self {
                 ApiError::Validation(errors) => Some(errors.clone()),
@@ -168,7 +195,7 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::Unauthenticated | ApiError::Signature(_) => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::Forbidden | ApiError::Refused { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::Validation(_) | ApiError::Unprocessable { .. } => {
                 StatusCode::UNPROCESSABLE_ENTITY
@@ -202,8 +229,25 @@ impl From<deadpool_postgres::PoolError> for ApiError {
     fn from(err: deadpool_postgres::PoolError) -> Self {
         // No connection within the wait timeout, or none could be opened: the database is
         // away or overloaded, which the client may retry.
-        ApiError::Unavailable(format!("database unavailable: {err}"))
+        ApiError::Unavailable(format!("database unavailable: {}", with_causes(&err)))
     }
+}
+
+/// An error's text followed by the texts of its causes: the driver puts the server's message
+/// (`FATAL: ...`) in a cause, and the log needs it.
+fn with_causes(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(inner) = cause {
+        // Wrappers often repeat their cause's text ("...: db error" over "db error").
+        let inner_text = inner.to_string();
+        if !text.ends_with(&inner_text) {
+            text.push_str(": ");
+            text.push_str(&inner_text);
+        }
+        cause = inner.source();
+    }
+    text
 }
 
 impl From<tokio_postgres::Error> for ApiError {
@@ -211,21 +255,31 @@ impl From<tokio_postgres::Error> for ApiError {
         let transient = match err.as_db_error() {
             // No answer from the server at all: the connection broke.
             None => true,
-            // The server is shutting down, restarting, or out of connections: retrying later
-            // will succeed, so the client is told so instead of seeing an internal error.
-            Some(db_error) => {
-                let code = db_error.code().code();
-                // 55P03: a lock wait ran past `lock_timeout`.
-                code.starts_with("08")
-                    || matches!(code, "57P01" | "57P02" | "57P03" | "53300" | "55P03")
-            }
+            Some(db_error) => is_transient_sqlstate(db_error.code().code()),
         };
         if transient {
-            ApiError::Unavailable(format!("database unavailable: {err}"))
+            ApiError::Unavailable(format!("database unavailable: {}", with_causes(&err)))
         } else {
             ApiError::Internal(err.into())
         }
     }
+}
+
+/// Whether a statement that failed with this SQLSTATE would succeed if the client retried it
+/// later, so that the answer is 503 `unavailable` rather than an internal error:
+///
+/// - class 08: the connection broke or could not be made;
+/// - 40001 and 40P01: the transaction lost a serialization conflict or was chosen as a
+///   deadlock's victim; nothing of it was kept, and running it again succeeds;
+/// - 53300: the server has no connection slot left;
+/// - 55P03: a lock wait ran past `lock_timeout`;
+/// - 57P01, 57P02, 57P03: the server is shutting down, crashed, or is still starting.
+pub fn is_transient_sqlstate(code: &str) -> bool {
+    code.starts_with("08")
+        || matches!(
+            code,
+            "40001" | "40P01" | "53300" | "55P03" | "57P01" | "57P02" | "57P03"
+        )
 }
 
 /// The name of the constraint a statement violated, if it violated one.
@@ -240,7 +294,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_validation_error_has_the_wire_format_of_the_contract() {
+    fn a_validation_error_has_the_documented_wire_format() {
         let err = ApiError::Validation(vec![
             FieldError::new("details.tax_code", "must match ^[0-9]{10}(-[0-9]{3})?$"),
             FieldError::new("amount", "must be a string"),
@@ -271,7 +325,65 @@ mod tests {
     }
 
     #[test]
-    fn signature_errors_map_to_the_two_contract_codes() {
+    fn an_outage_answers_a_fixed_detail_and_never_its_cause() {
+        let cause = "database unavailable: db error: FATAL: password authentication failed \
+                     for user \"paygate\" at /var/lib/postgresql/data SELECT * FROM payments";
+        let err = ApiError::Unavailable(cause.to_owned());
+        assert_eq!(err.status_code(), StatusCode::SERVICE_UNAVAILABLE);
+        let problem = err.problem();
+        assert_eq!(problem.detail, UNAVAILABLE_DETAIL);
+        assert_eq!(problem.code, "unavailable");
+        let body = serde_json::to_string(&problem).unwrap();
+        for leak in [
+            "password",
+            "paygate\\\"",
+            "/var/lib",
+            "SELECT",
+            "FATAL",
+            "db error",
+        ] {
+            assert!(!body.contains(leak), "{leak} in {body}");
+        }
+    }
+
+    #[test]
+    fn the_logged_cause_of_an_outage_keeps_the_servers_message() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("db error")]
+        struct Outer(#[source] Inner);
+        #[derive(Debug, thiserror::Error)]
+        #[error("FATAL: the database system is shutting down")]
+        struct Inner;
+        assert_eq!(
+            with_causes(&Outer(Inner)),
+            "db error: FATAL: the database system is shutting down"
+        );
+    }
+
+    #[test]
+    fn deadlocks_serialization_failures_and_broken_connections_are_transient() {
+        for code in [
+            "40001", "40P01", "08000", "08003", "08006", "08001", "08004", "08P01", "53300",
+            "55P03", "57P01", "57P02", "57P03",
+        ] {
+            assert!(is_transient_sqlstate(code), "{code}");
+        }
+    }
+
+    #[test]
+    fn integrity_syntax_and_permission_errors_are_not_transient() {
+        // These would fail again on a retry: they are bugs or broken invariants (500), or are
+        // answered by the caller before they reach this mapping (23505 by constraint name).
+        for code in [
+            "23505", "23514", "23503", "42601", "42P01", "42501", "22001", "22P02", "40002",
+            "40003", "53100", "XX000", "P0001",
+        ] {
+            assert!(!is_transient_sqlstate(code), "{code}");
+        }
+    }
+
+    #[test]
+    fn signature_errors_map_to_the_two_signature_codes() {
         assert_eq!(
             ApiError::Signature(SignatureError::Expired).code(),
             "signature_expired"

@@ -17,7 +17,7 @@ use deadpool_postgres::Pool;
 use tracing::Instrument;
 
 use crate::config::Config;
-use crate::telemetry::{HttpLabels, Metrics, RouteLabels};
+use crate::telemetry::{self, HttpLabels, Metrics, RouteLabels};
 use error::ApiError;
 
 /// Everything a request handler may need, shared by all workers.
@@ -64,6 +64,8 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
+                .wrap(crate::auth::AuthenticateFirst)
+                .wrap_fn(body::refuse_nul_in_url)
                 .wrap_fn(telemetry_middleware)
                 .configure(ops::configure)
                 .configure(crate::admin::configure)
@@ -129,6 +131,31 @@ fn request_id(req: &actix_web::dev::ServiceRequest) -> String {
     }
 }
 
+/// The `method` label of the request metrics: one of the standard methods paygate's routes
+/// use, or `other`. Clients may send any token as a method, so the raw method would let anyone
+/// add a series to `/metrics` with every request.
+pub fn method_label(method: &actix_web::http::Method) -> &'static str {
+    use actix_web::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
+/// The `route` label of the request metrics: the pattern of the route that answered
+/// (`/v1/agencies/{code}`), a fixed set written in the code, or `unmatched` when no route did,
+/// never the path the client sent.
+fn route_label(req: &actix_web::HttpRequest) -> String {
+    req.match_pattern()
+        .unwrap_or_else(|| telemetry::UNMATCHED_ROUTE.to_owned())
+}
+
 /// Gives each request a span carrying its request id (so every log line of the request names
 /// it), echoes the id in `X-Request-Id`, and records the request's metrics and one access line.
 fn telemetry_middleware<S, B>(
@@ -154,17 +181,14 @@ where
         let mut response = response.await?;
         let elapsed = started.elapsed();
         let status = response.status().as_u16();
-        let route = response
-            .request()
-            .match_pattern()
-            .unwrap_or_else(|| "unmatched".to_owned());
-        let method = response.request().method().to_string();
+        let route = route_label(response.request());
+        let method = method_label(response.request().method());
         if let Some(state) = state {
             state
                 .metrics
                 .http_requests
                 .get_or_create(&HttpLabels {
-                    method: method.clone(),
+                    method,
                     route: route.clone(),
                     status,
                 })
@@ -186,4 +210,23 @@ where
         Ok(response)
     }
     .instrument(span)
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::http::Method;
+
+    use super::method_label;
+
+    #[test]
+    fn standard_methods_keep_their_name_and_every_other_token_is_other() {
+        for name in ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] {
+            let method = Method::from_bytes(name.as_bytes()).unwrap();
+            assert_eq!(method_label(&method), name);
+        }
+        for name in ["TRACE", "CONNECT", "FOO12345", "get", "PROPFIND", "X"] {
+            let method = Method::from_bytes(name.as_bytes()).unwrap();
+            assert_eq!(method_label(&method), "other", "{name}");
+        }
+    }
 }

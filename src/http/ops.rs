@@ -35,11 +35,14 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(Health { status: "ok" })
 }
 
-/// Readiness: the database answers a query.
+/// Readiness: the database answers a query within a second.
+///
+/// A failing check answers 503 `unavailable` with a fixed `detail`; why the database could not
+/// be reached (the driver's message) is logged as a warning, never sent.
 #[utoipa::path(get, path = "/readyz", tag = "operations", security(()),
     responses(
         (status = 200, description = "The database is reachable", body = Health),
-        (status = 503, description = "The database is unreachable (`unavailable`)", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`unavailable`: the database is unreachable or did not answer in time. The `detail` is always the same text; the cause is only in the service's log.", body = super::error::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let limit = Duration::from_millis(READINESS_TIMEOUT_MS);
@@ -55,7 +58,9 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
     };
     match tokio::time::timeout(limit * 2, check).await {
         Ok(Ok(())) => Ok(HttpResponse::Ok().json(Health { status: "ready" })),
-        Ok(Err(ApiError::Internal(err))) => Err(ApiError::Unavailable(err.to_string())),
+        // Whatever stopped the check, the service is not ready; the cause is logged with the
+        // 503 (`ApiError::Unavailable` never sends its text).
+        Ok(Err(ApiError::Internal(err))) => Err(ApiError::Unavailable(format!("{err:#}"))),
         Ok(Err(err)) => Err(err),
         Err(_) => Err(ApiError::Unavailable(
             "the database did not answer in time".to_owned(),
@@ -64,8 +69,14 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
 }
 
 /// Prometheus metrics in the text exposition format.
+///
+/// Requests and their latency by method, route and status, bank callbacks by bank and result,
+/// rejected signatures by reason, notification deliveries by outcome, and the database pool.
+/// Every label takes its values from a fixed set: a method other than GET, HEAD, POST, PUT,
+/// PATCH, DELETE and OPTIONS is `other`, and a request that no route answered has the route
+/// `unmatched`, so no request can add a series.
 #[utoipa::path(get, path = "/metrics", tag = "operations", security(()),
-    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
+    responses((status = 200, description = "Prometheus text format. Label values come from fixed sets: an unknown HTTP method is `other`, an unknown route is `unmatched`.", body = String, content_type = "text/plain")))]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")

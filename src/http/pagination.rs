@@ -1,4 +1,4 @@
-//! Keyset pagination (contract section 2): `?limit=` (1-500, default 100) and `?cursor=`.
+//! Keyset pagination (`docs/api-guide.md`, "Conventions"): `?limit=` (1-500, default 100) and `?cursor=`.
 //!
 //! A cursor is the opaque position of the last item of a page. Pages walk a strictly decreasing
 //! sequence column, so items inserted meanwhile never shift a page or repeat an item.

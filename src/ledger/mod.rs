@@ -1,4 +1,4 @@
-//! The double-entry ledger (contract section 8): append-only, every transaction balanced.
+//! The double-entry ledger: append-only, every transaction balanced.
 //!
 //! Accounts: `bank:<BANK>` (money the bank holds for us), `agency:<AGENCY>:<obligation>` (money
 //! owed to the agency's beneficiary), `suspense:<BANK>` (money to refund or investigate).

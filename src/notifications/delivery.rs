@@ -15,7 +15,8 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use tokio::sync::watch;
 
-use super::resolver::GuardedResolver;
+use super::resolver::outgoing_client;
+use crate::admin::agencies::PREVIOUS_SECRET_WINDOW_S;
 use crate::admin::notify_url;
 use crate::config::Config;
 use crate::http::error::ApiError;
@@ -27,11 +28,14 @@ pub const CLAIM_BATCH_ROWS: i64 = 50;
 pub const MAX_CONCURRENT_DELIVERIES: usize = 16;
 /// A claim outlives the slowest attempt (10 s) with a wide margin.
 pub const LEASE_S: f64 = 60.0;
-/// The whole attempt, answer included (contract section 7).
+/// The whole attempt, answer included.
 pub const DELIVERY_TIMEOUT_MS: u64 = 10_000;
 pub const CONNECT_TIMEOUT_MS: u64 = 5_000;
 /// Only this much of an agency's answer is read; the rest is dropped with the connection.
 pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+/// For a day after an agency's notification secret is rotated, notifications carry a second
+/// signature, made with the secret replaced, in this header.
+pub const PREVIOUS_SIGNATURE_HEADER: &str = "Paygate-Signature-Previous";
 /// Error texts are cut to this length before they are stored.
 const MAX_ERROR_CHARS: usize = 500;
 
@@ -45,6 +49,9 @@ struct Claimed {
     agency: String,
     notify_url: String,
     notify_secret: String,
+    /// The secret a rotation replaced, while notifications still carry a signature made with
+    /// it (for a day after the rotation).
+    previous_notify_secret: Option<String>,
     lease: OffsetDateTime,
 }
 
@@ -66,13 +73,10 @@ struct Outcome {
 
 impl Deliverer {
     pub fn new(pool: Pool, config: &Config, metrics: Arc<Metrics>) -> Deliverer {
-        let http = reqwest::Client::builder()
+        // No proxy, no redirects, every resolved address vetted: see `resolver`.
+        let http = outgoing_client(config.notify_allow_private)
             .connect_timeout(Duration::from_millis(CONNECT_TIMEOUT_MS))
             .timeout(Duration::from_millis(DELIVERY_TIMEOUT_MS))
-            .redirect(reqwest::redirect::Policy::none())
-            .dns_resolver(Arc::new(GuardedResolver {
-                allow_private: config.notify_allow_private,
-            }))
             .user_agent(concat!("paygate/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("the notification HTTP client builds");
@@ -138,11 +142,16 @@ impl Deliverer {
                       agencies a
                  WHERE e.id = due.id AND a.code = e.agency_code
                  RETURNING e.id, e.type, e.created_at, e.payment, e.agency_code, a.notify_url,
-                           a.notify_secret, e.locked_until",
+                           a.notify_secret, e.locked_until,
+                           CASE WHEN a.notify_secret_rotated_at > now() - make_interval(secs => $3)
+                                THEN a.previous_notify_secret END",
             )
             .await?;
         let rows = client
-            .query(&statement, &[&CLAIM_BATCH_ROWS, &LEASE_S])
+            .query(
+                &statement,
+                &[&CLAIM_BATCH_ROWS, &LEASE_S, &PREVIOUS_SECRET_WINDOW_S],
+            )
             .await?;
         Ok(rows
             .iter()
@@ -155,6 +164,7 @@ impl Deliverer {
                 notify_url: row.get(5),
                 notify_secret: row.get(6),
                 lease: row.get(7),
+                previous_notify_secret: row.get(8),
             })
             .collect())
     }
@@ -240,22 +250,27 @@ impl Deliverer {
             "payment": event.payment,
         }))
         .map_err(|err| err.to_string())?;
+        let timestamp = OffsetDateTime::now_utc().unix_timestamp();
         let signature = crate::signature::sign(
             event.notify_secret.as_bytes(),
             &event.agency,
-            OffsetDateTime::now_utc().unix_timestamp(),
+            timestamp,
             &body,
         );
-        let mut response = self
+        let mut request = self
             .http
             .post(url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header("Paygate-Event-Id", &event.id)
-            .header(crate::signature::HEADER, signature)
-            .body(body)
-            .send()
-            .await
-            .map_err(describe)?;
+            .header(crate::signature::HEADER, signature);
+        if let Some(previous) = &event.previous_notify_secret {
+            // The same scheme and timestamp, with the secret the last rotation replaced, so an
+            // agency still verifying with it loses nothing while it switches over.
+            let signature =
+                crate::signature::sign(previous.as_bytes(), &event.agency, timestamp, &body);
+            request = request.header(PREVIOUS_SIGNATURE_HEADER, signature);
+        }
+        let mut response = request.body(body).send().await.map_err(describe)?;
         let status = response.status().as_u16();
         // Read (a bounded part of) the answer so that the connection can be reused; a 2xx is
         // an acknowledgement whatever it says.

@@ -1,4 +1,4 @@
-//! Notifications to agencies (contract section 7). Events are written to an outbox in the same
+//! Notifications to agencies (see `docs/api-guide.md`). Events are written to an outbox in the same
 //! transaction as the change they report; a worker in `serve` delivers them, signed, at least
 //! once, with retries on the configured schedule.
 

@@ -19,7 +19,7 @@ use crate::http::error::{FieldError, Problem};
 #[openapi(
     info(
         title = "paygate",
-        description = "Payment broker between the agencies of Vietnam's national public-service portal and the banks that collect payments.\n\nConventions (contract section 2):\n- Money is a JSON string of a positive whole number of VND, `^[1-9][0-9]{0,14}$`.\n- Times are RFC 3339; output is UTC, `YYYY-MM-DDTHH:MM:SS[.ffffff]Z`.\n- Errors are RFC 9457 problem details (`application/problem+json`) with a stable `code`.\n- Agencies, auditors and admins authenticate with `Authorization: Bearer <api key>`; banks sign every request with `Paygate-Signature`.\n- JSON bodies over 1 MiB answer 413 `payload_too_large`; bodies that are not JSON answer 400 `malformed_json`.",
+        description = "Payment broker between the agencies of Vietnam's national public-service portal and the banks that collect payments.\n\nConventions (the API guide, `docs/api-guide.md` in the repository, explains them in full):\n- Money is a JSON string of a positive whole number of VND, `^[1-9][0-9]{0,14}$`.\n- Times are RFC 3339; output is UTC, `YYYY-MM-DDTHH:MM:SS[.ffffff]Z`.\n- Errors are RFC 9457 problem details (`application/problem+json`) with a stable `code`.\n- Agencies, auditors and admins authenticate with `Authorization: Bearer <api key>`; banks sign every request with `Paygate-Signature`.\n- JSON bodies over 1 MiB answer 413 `payload_too_large`; bodies that are not JSON answer 400 `malformed_json`.",
     ),
     paths(
         crate::http::ops::healthz,
@@ -28,14 +28,20 @@ use crate::http::error::{FieldError, Problem};
         crate::http::ops::openapi_json,
         crate::http::ops::docs,
         crate::admin::create_agency,
+        crate::admin::list_agencies,
         crate::admin::get_agency,
         crate::admin::update_agency,
         crate::admin::create_agency_key,
+        crate::admin::rotate_notify_secret,
         crate::admin::create_bank,
+        crate::admin::list_banks,
         crate::admin::get_bank,
+        crate::admin::update_bank,
         crate::admin::create_bank_key,
         crate::admin::revoke_bank_key,
         crate::admin::create_api_key,
+        crate::admin::list_api_keys,
+        crate::admin::revoke_api_key,
         crate::payments::create_payment,
         crate::payments::get_payment,
         crate::payments::list_payments,
@@ -63,7 +69,7 @@ use crate::http::error::{FieldError, Problem};
         (name = "ledger", description = "The double-entry ledger and exceptions (roles `auditor`, `admin`)."),
         (name = "events", description = "Notifications to agencies: read and redeliver."),
         (name = "reconciliation", description = "Reconciliation against banks' statements, and reports (roles `auditor`, `admin`)."),
-        (name = "administration", description = "Agencies, banks and keys (role `admin`)."),
+        (name = "administration", description = "Agencies, banks and keys (role `admin`; auditors may also list agencies and banks)."),
         (name = "operations", description = "Health, readiness, metrics and this document; no key needed."),
     )
 )]
@@ -145,7 +151,10 @@ impl Modify for CommonResponses {
                 }
                 if !public {
                     add("401", "`unauthenticated`: no API key, or an unknown one");
-                    add("403", "`forbidden`: the key's role may not do this");
+                    add(
+                        "403",
+                        "`forbidden`: the key's role may not do this; `agency_disabled`: the key belongs to a disabled agency",
+                    );
                 }
                 add("500", "`internal_error`: the cause is logged, never sent");
                 add(

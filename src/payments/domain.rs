@@ -97,7 +97,7 @@ impl Serialize for Amount {
 /// Parses a JSON value that must be a string in the wire format (a JSON number gets the message
 /// "must be a string such as \"150000\"").
 ///
-/// A number is refused even when its value is fine, because the contract fixes the string form
+/// A number is refused even when its value is fine, because the API fixes the string form
 /// and accepting both would let the same request be signed two ways.
 pub fn amount_field(value: &Value) -> Result<Amount, String> {
     match value {
@@ -119,7 +119,8 @@ pub enum Obligation {
 }
 
 impl Obligation {
-    /// Every obligation, in the contract's order, so that lists and messages never miss one.
+    /// Every obligation, in the order `docs/api-guide.md` lists them, so that lists and messages
+    /// never miss one.
     pub const ALL: [Obligation; 6] = [
         Obligation::Fee,
         Obligation::Tax,
@@ -142,7 +143,7 @@ impl Obligation {
     }
 
     /// Parses the wire name exactly (case matters); the error lists the six values so that a
-    /// caller can correct the request without reading the contract.
+    /// caller can correct the request without reading the documentation.
     pub fn parse(text: &str) -> Result<Obligation, String> {
         Obligation::ALL
             .into_iter()
@@ -211,7 +212,7 @@ impl Details {
     /// Every invalid, missing or unknown field is reported, not just the first. Missing required:
     /// `"is required"`. Unknown: `"is not a field of <obligation> details"`.
     ///
-    /// The known fields are reported in the order of the contract's table, then the unknown ones
+    /// The known fields are reported in the order of the API guide's table, then the unknown ones
     /// in the order they were sent, so that the same request always gets the same answer.
     pub fn parse(obligation: Obligation, value: &Value) -> Result<Details, Vec<FieldError>> {
         let Value::Object(object) = value else {
@@ -454,6 +455,11 @@ impl<'a> Reader<'a> {
         self.known.push(name);
         match self.object.get(name) {
             None | Some(Value::Null) => None,
+            // The database cannot store NUL in text; no rule admits it.
+            Some(Value::String(text)) if crate::http::body::has_nul(text) => {
+                self.error(name, crate::http::body::NUL_MESSAGE.to_owned());
+                None
+            }
             Some(Value::String(text)) => match rule.check(text) {
                 Ok(()) => Some(text.clone()),
                 Err(message) => {
@@ -951,7 +957,7 @@ mod tests {
     }
 
     #[test]
-    fn errors_carry_the_messages_of_the_contract() {
+    fn errors_carry_the_documented_messages() {
         let errors = Details::parse(
             Obligation::Fee,
             &json!({"procedurecode": "P", "dossier_code": 7}),
@@ -990,6 +996,73 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(errors[0].message, "must be 1 to 32 characters long");
+    }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            #[test]
+            fn amount_parse_never_panics_and_accepts_only_the_wire_format(text in "\\PC{0,24}") {
+                if let Ok(amount) = Amount::parse(&text) {
+                    let bytes = text.as_bytes();
+                    prop_assert!((1..=15).contains(&bytes.len()));
+                    prop_assert!(matches!(bytes[0], b'1'..=b'9'));
+                    prop_assert!(bytes.iter().all(u8::is_ascii_digit));
+                    prop_assert_eq!(amount.to_string(), text);
+                }
+            }
+
+            #[test]
+            fn amount_parse_never_panics_on_digit_strings_of_any_length(text in "[0-9]{0,40}") {
+                let _ = Amount::parse(&text);
+            }
+
+            #[test]
+            fn an_amount_text_parses_and_prints_back_identically(value in 1..=Amount::MAX) {
+                let text = value.to_string();
+                let amount = Amount::parse(&text).expect("a whole number in range");
+                prop_assert_eq!(amount.to_string(), text.clone());
+                prop_assert_eq!(amount.decimal(), Decimal::from(value));
+                prop_assert_eq!(amount.decimal().scale(), 0);
+                prop_assert_eq!(amount_field(&Value::String(text)), Ok(amount));
+                // Read back from a NUMERIC column with a scale, it is the same amount.
+                let scaled = Decimal::new(value, 0) * Decimal::new(100, 2);
+                prop_assert_eq!(Amount::from_decimal(scaled), Some(amount));
+            }
+        }
+    }
+
+    #[test]
+    fn a_nul_in_any_details_field_is_named() {
+        for obligation in Obligation::ALL {
+            let valid = match obligation {
+                Obligation::Fee => json!({"procedure_code": "1.002804", "dossier_code": "D1"}),
+                Obligation::Tax => json!({"tax_code": "0101234567", "tax_period": "2026-Q3"}),
+                Obligation::SocialInsurance => {
+                    json!({"insurance_code": "0123456789", "period": "2026-10"})
+                }
+                Obligation::Fine => {
+                    json!({"decision_number": "123/QĐ-XPHC", "violation_date": "2026-11-20"})
+                }
+                Obligation::Electricity => {
+                    json!({"customer_code": "PE01000012345", "billing_period": "2026-10"})
+                }
+                Obligation::CourtAdvance => json!({"case_number": "12/2026", "court_code": "TAND"}),
+            };
+            assert!(Details::parse(obligation, &valid).is_ok(), "{obligation}");
+            for name in valid.as_object().unwrap().keys() {
+                let mut details = valid.clone();
+                let text = details[name].as_str().unwrap().to_owned();
+                details[name] = json!(format!("{text}\u{0}"));
+                let errors = Details::parse(obligation, &details).unwrap_err();
+                assert_eq!(fields(&errors), [format!("details.{name}")], "{obligation}");
+                assert_eq!(errors[0].message, crate::http::body::NUL_MESSAGE);
+            }
+        }
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! `Idempotency-Key` for creating orders (contract section 5).
+//! `Idempotency-Key` for creating orders (see "Idempotency" in `docs/api-guide.md`).
 //!
 //! A create request inserts its key row first, in the transaction that creates the order. A
 //! concurrent request with the same key blocks on that row's primary key until the first
@@ -14,7 +14,7 @@ use crate::http::error::ApiError;
 
 pub const HEADER: &str = "Idempotency-Key";
 pub const MAX_KEY_BYTES: usize = 255;
-/// Keys are remembered at least this long (the contract's minimum).
+/// Keys are remembered at least this long (the documented minimum).
 pub const RETENTION_HOURS: i32 = 24;
 /// Rows deleted per statement by the purge, so that it never holds long locks.
 pub const PURGE_BATCH_ROWS: i64 = 1_000;

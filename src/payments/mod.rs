@@ -1,4 +1,5 @@
-//! Payment orders (contract section 5): create with idempotency, read, list, cancel, expire.
+//! Payment orders (see "Payment orders" in `docs/api-guide.md`): create with idempotency, read,
+//! list, cancel, expire.
 
 pub mod domain;
 pub mod idempotency;

@@ -1,4 +1,5 @@
-//! The payment object of contract section 5, and the validated input that creates one.
+//! The payment object (see "Payment orders" in `docs/api-guide.md`), and the validated input
+//! that creates one.
 
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -150,7 +151,7 @@ impl Payment {
     }
 }
 
-/// A create request that passed every rule of contract section 5.
+/// A create request that passed every rule of a new order.
 #[derive(Debug, Clone)]
 pub struct NewPayment {
     pub agency: AgencyCode,

@@ -1,5 +1,5 @@
-//! The reconciliation engine (contract section 9), shared by `POST /v1/reconciliations` and
-//! `paygate reconcile`.
+//! The reconciliation engine, shared by `POST /v1/reconciliations` and `paygate reconcile` (the
+//! outcomes are described in `docs/api-guide.md`).
 //!
 //! The statement is parsed on a blocking thread and streamed with `COPY ... BINARY` into a
 //! temporary table (a bounded channel between them keeps memory flat whatever the file's size);
@@ -7,8 +7,20 @@
 //! applied one by one through the same code path as a bank's callback (in savepoints of the
 //! run's one transaction), so they are posted exactly once whoever applies them first, and a
 //! run that fails leaves nothing behind.
+//!
+//! A run moves money (applies a recovery) only when an admin key or the command line runs it; a
+//! run made with an auditor key reports each line it could recover as `missing_in_gateway` with
+//! the detail `recoverable`, and a later admin or command-line run recovers it.
+//!
+//! A run sets its own database limits inside its transaction, so that the pool's short
+//! per-statement timeout, meant for requests, cannot cut a large statement's run short; and a run
+//! that loses a deadlock or a serialization conflict is run again from the start, a bounded
+//! number of times.
 
 use std::io::Read;
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+use std::time::Duration;
 
 use deadpool_postgres::Pool;
 use rust_decimal::Decimal;
@@ -34,6 +46,19 @@ const CHANNEL_BATCHES: usize = 4;
 const RUN_WORK_MEM_MB: u32 = 256;
 /// Lines fetched per round when recovering.
 const RECOVERY_BATCH_ROWS: i64 = 1_000;
+/// The longest any one statement of a run may take. A run of the largest statement accepted
+/// (1 GiB, some ten million lines) spends a few minutes in its longest statement; the bound is
+/// far above that and only stops a query that is stuck.
+pub const RUN_STATEMENT_TIMEOUT_MS: u64 = 60 * 60 * 1_000;
+/// The longest a run waits for a row lock. Another run of an overlapping statement holds its
+/// orders' locks until it commits, which for the largest statement is minutes; a callback holds
+/// one for milliseconds. Past this, the run fails as retriable (503) and leaves nothing.
+pub const RUN_LOCK_TIMEOUT_MS: u64 = 10 * 60 * 1_000;
+/// Attempts of a run that loses a deadlock or a serialization conflict (or whose recovery finds
+/// the database briefly unavailable) before the caller is answered 503 `unavailable`.
+pub const RUN_ATTEMPTS: u32 = 3;
+/// The wait before the second attempt; each further attempt waits this much longer again.
+const RUN_RETRY_BACKOFF_MS: u64 = 250;
 
 pub const OUTCOMES: [&str; 7] = [
     "matched",
@@ -51,11 +76,37 @@ pub enum ReconcileError {
     Statement(#[from] StatementError),
     #[error(transparent)]
     Api(#[from] ApiError),
+    /// A statement of the run failed; kept as it is, so that the run can tell a lost deadlock
+    /// or serialization conflict (worth running again) from anything else.
+    #[error(transparent)]
+    Database(#[from] tokio_postgres::Error),
 }
 
-impl From<tokio_postgres::Error> for ReconcileError {
-    fn from(err: tokio_postgres::Error) -> Self {
-        ReconcileError::Api(err.into())
+/// SQLSTATEs after which the same run, started again, succeeds: a serialization failure and a
+/// deadlock's victim (PostgreSQL rolled the transaction back, so nothing of it was kept).
+const RETRIABLE_SQLSTATES: [&str; 2] = ["40001", "40P01"];
+
+fn is_retriable_database_error(err: &tokio_postgres::Error) -> bool {
+    err.as_db_error()
+        .is_some_and(|db| RETRIABLE_SQLSTATES.contains(&db.code().code()))
+}
+
+impl ReconcileError {
+    /// Whether running the whole run again may succeed. Besides the run's own statements, a
+    /// recovery goes through the callback path, which reports a lost deadlock as `unavailable`
+    /// together with other passing failures of the database; running again after any of those
+    /// is safe (the failed attempt kept nothing) and the attempts are bounded.
+    fn is_retriable(&self) -> bool {
+        match self {
+            ReconcileError::Statement(_) => false,
+            ReconcileError::Database(err) => is_retriable_database_error(err),
+            ReconcileError::Api(ApiError::Unavailable(_)) => true,
+            ReconcileError::Api(ApiError::Internal(err)) => err
+                .chain()
+                .filter_map(|cause| cause.downcast_ref::<tokio_postgres::Error>())
+                .any(is_retriable_database_error),
+            ReconcileError::Api(_) => false,
+        }
     }
 }
 
@@ -70,6 +121,7 @@ impl From<ReconcileError> for ApiError {
         match err {
             ReconcileError::Statement(err) => ApiError::invalid("statement", err.to_string()),
             ReconcileError::Api(err) => err,
+            ReconcileError::Database(err) => err.into(),
         }
     }
 }
@@ -124,15 +176,40 @@ pub const RUN_COLUMNS: &str =
     "id, bank_code, date, created_at, statement_lines, summary, by_obligation";
 
 /// Reports progress (bytes of the statement read) to whoever watches, e.g. a progress bar.
-pub type Progress = Box<dyn Fn(u64) + Send>;
+pub type Progress = Box<dyn Fn(u64) + Send + Sync>;
+
+/// Who runs a reconciliation, which decides whether it may move money.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunBy {
+    /// An admin key, through the HTTP API.
+    Admin,
+    /// An auditor key, through the HTTP API: the run reads and reports, and moves no money.
+    Auditor,
+    /// `paygate reconcile`, which an operator runs with access to the database.
+    CommandLine,
+}
+
+impl RunBy {
+    /// Admin keys and the command line apply recoveries; an auditor's run only reports them.
+    pub fn applies_recoveries(self) -> bool {
+        match self {
+            RunBy::Admin | RunBy::CommandLine => true,
+            RunBy::Auditor => false,
+        }
+    }
+}
 
 /// Reconciles `statement` against paygate's records of `bank` for the business day `date`.
+///
+/// The statement is read from its start on each attempt: a run that loses a deadlock or a
+/// serialization conflict is run again, at most [`RUN_ATTEMPTS`] times in all.
 pub async fn run(
     pool: &Pool,
     bank: &BankCode,
     date: Date,
-    statement: Box<dyn Read + Send>,
+    statement: std::fs::File,
     progress: Option<Progress>,
+    by: RunBy,
 ) -> Result<Run, ReconcileError> {
     let known: i64 = pool
         .get()
@@ -146,6 +223,38 @@ pub async fn run(
     if known == 0 {
         return Err(ApiError::invalid("bank", "no such bank").into());
     }
+    let progress: Option<Arc<dyn Fn(u64) + Send + Sync>> = progress.map(Arc::from);
+    // Each attempt reads the file from its start at offsets of its own, so that a failed
+    // attempt's parser, still winding down on its thread, cannot move the next one's position.
+    let statement = Arc::new(statement);
+    let mut attempt = 1;
+    loop {
+        match run_once(pool, bank, date, statement.clone(), progress.clone(), by).await {
+            Err(err) if attempt < RUN_ATTEMPTS && err.is_retriable() => {
+                tracing::warn!(
+                    bank = %bank,
+                    attempt,
+                    error = %err,
+                    "reconciliation run lost a conflict; running it again"
+                );
+                let backoff_ms = RUN_RETRY_BACKOFF_MS * u64::from(attempt);
+                tokio::time::sleep(Duration::from_millis(backoff_ms)).await;
+                attempt += 1;
+            }
+            result => return result,
+        }
+    }
+}
+
+/// One attempt of a run, in one transaction: it records the whole run or, failing, nothing.
+async fn run_once(
+    pool: &Pool,
+    bank: &BankCode,
+    date: Date,
+    statement: Arc<std::fs::File>,
+    progress: Option<Arc<dyn Fn(u64) + Send + Sync>>,
+    by: RunBy,
+) -> Result<Run, ReconcileError> {
     let reader = tokio::task::spawn_blocking(move || {
         StatementReader::new(CountingReader {
             inner: statement,
@@ -159,9 +268,15 @@ pub async fn run(
     let mut client = pool.get().await?;
     let mut transaction = client.transaction().await?;
     // Sorting and hashing a million lines in memory instead of on disk halves the run; the
-    // memory is the server's, for this one transaction.
+    // memory is the server's, for this one transaction. The pool's timeouts are meant for
+    // requests; the run replaces them with its own for this transaction only.
     transaction
-        .batch_execute(&format!("SET LOCAL work_mem = '{RUN_WORK_MEM_MB}MB'"))
+        .batch_execute(&format!(
+            "SET LOCAL work_mem = '{RUN_WORK_MEM_MB}MB';
+             SET LOCAL statement_timeout = {RUN_STATEMENT_TIMEOUT_MS};
+             SET LOCAL lock_timeout = {RUN_LOCK_TIMEOUT_MS};
+             SET LOCAL idle_in_transaction_session_timeout = {RUN_STATEMENT_TIMEOUT_MS};"
+        ))
         .await?;
     transaction
         .batch_execute(
@@ -197,7 +312,11 @@ pub async fn run(
         .await?;
     classify(&transaction, bank).await?;
     phase("classify");
-    recover(&mut transaction, bank).await?;
+    if by.applies_recoveries() {
+        recover(&mut transaction, bank).await?;
+    } else {
+        report_recoverable(&transaction).await?;
+    }
     phase("recover");
     record_items(&transaction, &run_id, bank, date).await?;
     phase("items");
@@ -226,15 +345,17 @@ pub fn business_day(date: Date) -> (OffsetDateTime, OffsetDateTime) {
     (start, start + time::Duration::days(1))
 }
 
+/// Reads the statement from its start by position (never moving the file's own offset), and
+/// reports the bytes read so far.
 struct CountingReader {
-    inner: Box<dyn Read + Send>,
+    inner: Arc<std::fs::File>,
     read: u64,
-    progress: Option<Progress>,
+    progress: Option<Arc<dyn Fn(u64) + Send + Sync>>,
 }
 
 impl Read for CountingReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
+        let n = self.inner.read_at(buf, self.read)?;
         self.read += n as u64;
         if let Some(progress) = &self.progress {
             progress(self.read);
@@ -379,6 +500,21 @@ async fn classify(
              -- is the order's.
              LEFT JOIN payments o ON c.id IS NULL AND s.occurrence = 1 AND o.id = s.payment_id",
             &[&bank.as_str()],
+        )
+        .await?;
+    Ok(())
+}
+
+/// In a run that may not move money (an auditor's), reports each line that [`recover`] would
+/// apply as `missing_in_gateway` with the detail `recoverable`, and applies nothing.
+async fn report_recoverable(
+    client: &deadpool_postgres::Transaction<'_>,
+) -> Result<(), ReconcileError> {
+    client
+        .execute(
+            "UPDATE classified SET outcome = 'missing_in_gateway', detail = 'recoverable'
+             WHERE outcome = 'unmatched'",
+            &[],
         )
         .await?;
     Ok(())
@@ -588,6 +724,25 @@ async fn totals(
 mod tests {
     use super::*;
     use time::macros::{date, datetime};
+
+    #[test]
+    fn admin_keys_and_the_command_line_apply_recoveries_and_auditor_keys_do_not() {
+        assert!(RunBy::Admin.applies_recoveries());
+        assert!(RunBy::CommandLine.applies_recoveries());
+        assert!(!RunBy::Auditor.applies_recoveries());
+    }
+
+    #[test]
+    fn only_conflicts_and_outages_make_a_run_worth_running_again() {
+        let outage = ReconcileError::Api(ApiError::Unavailable("the database restarted".into()));
+        assert!(outage.is_retriable());
+        let invalid = ReconcileError::Api(ApiError::invalid("bank", "no such bank"));
+        assert!(!invalid.is_retriable());
+        let statement = ReconcileError::Statement(StatementError::NoHeader);
+        assert!(!statement.is_retriable());
+        let internal = ReconcileError::Api(ApiError::internal(anyhow::anyhow!("a bug")));
+        assert!(!internal.is_retriable());
+    }
 
     #[test]
     fn the_business_day_is_the_calendar_day_in_vietnam_time() {

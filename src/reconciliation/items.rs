@@ -1,5 +1,6 @@
 //! A run's items: paged as JSON, or whole as the CSV report.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use actix_web::web::Bytes;
@@ -149,22 +150,37 @@ pub async fn list_items(
 pub const REPORT_HEADER: &str =
     "outcome,line,bank_txn_id,payment_id,statement_amount,gateway_amount,detail\n";
 
-/// Writes one item as a CSV record (RFC 4180; `null` is an empty field).
+/// A cell as paygate writes it into any CSV file: a value that starts with `=`, `+`, `-`, `@`, a
+/// tab or a carriage return gets a leading `'`, so that a spreadsheet opening the file shows the
+/// text instead of running it as a formula (OWASP's rule against CSV injection). Only files are
+/// changed this way: the JSON answers keep every value exactly as it was received.
+pub fn csv_cell(value: &str) -> Cow<'_, str> {
+    if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        Cow::Owned(format!("'{value}"))
+    } else {
+        Cow::Borrowed(value)
+    }
+}
+
+/// Writes one item as a CSV record (RFC 4180; `null` is an empty field; every cell passed
+/// through [`csv_cell`]).
 pub fn write_record(item: &Item, out: &mut Vec<u8>) {
     let mut writer = csv::WriterBuilder::new()
         .has_headers(false)
         .from_writer(out);
     let line = item.line.map(|l| l.to_string());
+    let cells = [
+        Some(item.outcome.as_str()),
+        line.as_deref(),
+        item.bank_txn_id.as_deref(),
+        item.payment_id.as_deref(),
+        item.statement_amount.as_deref(),
+        item.gateway_amount.as_deref(),
+        item.detail.as_deref(),
+    ];
+    let cells = cells.map(|cell| csv_cell(cell.unwrap_or("")));
     writer
-        .write_record([
-            item.outcome.as_str(),
-            line.as_deref().unwrap_or(""),
-            item.bank_txn_id.as_deref().unwrap_or(""),
-            item.payment_id.as_deref().unwrap_or(""),
-            item.statement_amount.as_deref().unwrap_or(""),
-            item.gateway_amount.as_deref().unwrap_or(""),
-            item.detail.as_deref().unwrap_or(""),
-        ])
+        .write_record(cells.iter().map(|cell| cell.as_bytes()))
         .expect("writing CSV to memory cannot fail");
     writer.flush().expect("writing CSV to memory cannot fail");
 }
@@ -259,4 +275,56 @@ pub async fn report_csv(
     Ok(HttpResponse::Ok()
         .content_type("text/csv; charset=utf-8")
         .streaming(futures_util::StreamExt::chain(header, pages)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_that_a_spreadsheet_would_run_as_formulas_get_a_leading_quote() {
+        for (value, written) in [
+            ("=HYPERLINK(\"http://x\")", "'=HYPERLINK(\"http://x\")"),
+            ("+1", "'+1"),
+            ("-1", "'-1"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\tx", "'\tx"),
+            ("\rx", "'\rx"),
+            ("=", "'="),
+        ] {
+            assert_eq!(csv_cell(value), written, "{value:?}");
+        }
+    }
+
+    #[test]
+    fn other_cells_are_written_as_they_are() {
+        for value in [
+            "", "FT1", "150000", " =x", "x=1", "'=x", "Nguyễn", "\nx", "matched",
+        ] {
+            assert!(
+                matches!(csv_cell(value), Cow::Borrowed(v) if v == value),
+                "{value:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_record_quotes_and_neutralises_each_cell() {
+        let item = Item {
+            outcome: "missing_in_gateway".to_owned(),
+            line: Some(2),
+            bank_txn_id: Some("=HYPERLINK(\"http://evil\",\"x\")".to_owned()),
+            payment_id: Some("-pay".to_owned()),
+            statement_amount: Some("150000".to_owned()),
+            gateway_amount: None,
+            detail: Some("no such payment".to_owned()),
+            seq: 1,
+        };
+        let mut out = Vec::new();
+        write_record(&item, &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "missing_in_gateway,2,\"'=HYPERLINK(\"\"http://evil\"\",\"\"x\"\")\",'-pay,150000,,no such payment\n"
+        );
+    }
 }

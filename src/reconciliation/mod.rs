@@ -1,4 +1,4 @@
-//! Reconciliation and reports (contract section 9, roles `auditor` and `admin`).
+//! Reconciliation and reports (roles `auditor` and `admin`; see `docs/api-guide.md`).
 
 pub mod engine;
 pub mod items;
@@ -21,7 +21,7 @@ use crate::http::pagination::{Page, PageRequest};
 use crate::http::AppState;
 use engine::{Run, RUN_COLUMNS};
 
-/// Statements over 1 GiB answer 413 (contract section 2).
+/// Statements over 1 GiB answer 413 `payload_too_large`.
 pub const STATEMENT_LIMIT_BYTES: u64 = 1024 * 1024 * 1024;
 
 const READERS: &[Role] = &[Role::Auditor, Role::Admin];
@@ -41,10 +41,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/v1/reports/daily", web::get().to(report::daily));
 }
 
-/// Parses `YYYY-MM-DD`.
+/// Parses `YYYY-MM-DD` in the years every accepted time falls in (see [`crate::timefmt`]).
 pub fn parse_date(text: &str) -> Result<Date, String> {
-    let format = time::macros::format_description!("[year]-[month]-[day]");
-    Date::parse(text, &format).map_err(|_| "must be a date as YYYY-MM-DD".to_owned())
+    crate::timefmt::parse_date(text)
 }
 
 pub fn run_not_found(id: &str) -> ApiError {
@@ -55,17 +54,29 @@ pub fn run_not_found(id: &str) -> ApiError {
 }
 
 /// Reconcile a bank's daily statement (CSV body).
+///
+/// The statement is CSV (RFC 4180, UTF-8, an optional BOM) with a header row; columns are found
+/// by name and extra columns are ignored. A line that cannot be read becomes an `invalid_line`
+/// item with its line number and the reason, and the other lines still count: among others a
+/// line longer than 64 KiB (65536 bytes, counting the line breaks inside quoted fields), a line
+/// with a NUL character, and a `paid_at` outside the years 2000 to 9998 (UTC).
+///
+/// Only a run made with an admin key moves money: it applies each line whose callback was lost
+/// (`recovered`). A run made with an auditor key applies nothing and reports such a line as
+/// `missing_in_gateway` with the detail `recoverable`; a later admin (or `paygate reconcile`)
+/// run recovers it. The outcomes are described in `docs/api-guide.md`.
 #[utoipa::path(post, path = "/v1/reconciliations", tag = "reconciliation",
     params(
         ("bank" = String, Query, description = "The bank whose statement this is"),
         ("date" = String, Query, description = "The business day (Vietnam time), YYYY-MM-DD"),
     ),
-    request_body(content = String, content_type = "text/csv", description = "The statement: a header row with bank_txn_id, payment_id, amount, paid_at (and optionally currency), one line per credit",
+    request_body(content = String, content_type = "text/csv", description = "The statement: a header row with bank_txn_id, payment_id, amount, paid_at (and optionally currency), one line per credit. At most 1 GiB in all and 64 KiB (65536 bytes) per line; a longer line is an `invalid_line`.",
         example = "bank_txn_id,payment_id,amount,paid_at,currency\nFT26327001,pay_3b1f0c9a7d2e4f6a8b0c1d2e,150000,2026-11-22T03:15:00Z,VND\n"),
     responses(
-        (status = 201, description = "The run, complete", body = Run),
+        (status = 201, description = "The run, complete. With an auditor key nothing is applied: a line that an admin's run would recover is `missing_in_gateway` with the detail `recoverable`.", body = Run),
         (status = 413, description = "`payload_too_large`: the statement is over 1 GiB", body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed`: bad bank or date, or a statement that is not UTF-8, has no header row or lacks a required column (no run is recorded)", body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: bad bank or date, or a statement that is not UTF-8, has no header row, a header row over 64 KiB, or lacks a required column (no run is recorded)", body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`unavailable`: the database is unavailable, or the run kept losing a conflict with concurrent work; nothing was recorded, and the same request may be retried", body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn create_run(
     principal: Principal,
@@ -121,7 +132,12 @@ pub async fn create_run(
         file.write_all(&chunk).map_err(ApiError::internal)?;
     }
     file.rewind().map_err(ApiError::internal)?;
-    let run = engine::run(&state.pool, &bank, date, Box::new(file), None).await?;
+    // Only an admin's run moves money; an auditor's reports what it would recover.
+    let by = match principal.role {
+        Role::Admin => engine::RunBy::Admin,
+        _ => engine::RunBy::Auditor,
+    };
+    let run = engine::run(&state.pool, &bank, date, file, None, by).await?;
     Ok(HttpResponse::Created().json(run))
 }
 

@@ -1,4 +1,4 @@
-//! Load generator for payment callbacks (contract sections 5 and 6), against a running
+//! Load generator for payment callbacks (orders and signed callbacks), against a running
 //! `paygate serve`.
 //!
 //! It creates an agency and a bank (random codes) through the admin API, then `--orders`

@@ -1,4 +1,4 @@
-//! Test data for reconciliation (contract section 9) and its benchmark.
+//! Test data for reconciliation and its benchmark.
 //!
 //! `stmtgen seed` writes paid orders and their callbacks straight into a database migrated by
 //! paygate (set-based SQL: a million in well under a minute), and optionally pending orders

@@ -30,17 +30,61 @@ fn admin_endpoints() -> Vec<(Method, &'static str, serde_json::Value)> {
             json!(null),
         ),
         (Method::POST, "/v1/api-keys", json!({"role": "auditor"})),
+        (
+            Method::POST,
+            "/v1/api-keys",
+            json!({"role": "admin", "label": "Quản trị"}),
+        ),
+        (Method::GET, "/v1/api-keys", json!(null)),
+        (Method::GET, "/v1/api-keys?role=admin", json!(null)),
+        (Method::DELETE, "/v1/api-keys/key_1", json!(null)),
+        (
+            Method::POST,
+            "/v1/agencies/AG1/keys",
+            json!({"label": "Máy chủ 2"}),
+        ),
+        (Method::POST, "/v1/agencies/AG1/notify-secret", json!(null)),
+        (Method::PATCH, "/v1/agencies/AG1", json!({"disabled": true})),
+        (
+            Method::PATCH,
+            "/v1/banks/BNK",
+            json!({"disabled": true, "refund_url": "https://bnk.vn/r"}),
+        ),
     ]
 }
 
-async fn business_rows(app: &TestApp) -> (i64, i64, i64, i64) {
-    (
-        app.count("SELECT count(*) FROM agencies").await,
-        app.count("SELECT count(*) FROM banks").await,
-        app.count("SELECT count(*) FROM bank_keys WHERE revoked_at IS NULL")
-            .await,
-        app.count("SELECT count(*) FROM api_keys").await,
-    )
+/// The lists that auditors may read as well as admins.
+fn lists_auditors_read() -> Vec<(Method, &'static str, serde_json::Value)> {
+    vec![
+        (Method::GET, "/v1/agencies", json!(null)),
+        (Method::GET, "/v1/agencies?limit=1", json!(null)),
+        (Method::GET, "/v1/banks", json!(null)),
+        (Method::GET, "/v1/banks?limit=1", json!(null)),
+    ]
+}
+
+/// Every agency, bank and key with its state (but not `last_used_at`, which any authenticated
+/// request may write).
+async fn business_rows(app: &TestApp) -> Vec<String> {
+    let client = app.db.get().await.unwrap();
+    client
+        .query(
+            "SELECT format('agency %s %s %s %s %s %s', code, notify_url, disabled, notify_secret,
+                           previous_notify_secret, updated_at) FROM agencies
+             UNION ALL
+             SELECT format('bank %s %s %s %s', code, disabled, refund_url, updated_at) FROM banks
+             UNION ALL
+             SELECT format('bank key %s %s', key_id, revoked_at) FROM bank_keys
+             UNION ALL
+             SELECT format('key %s %s %s %s', id, role, label, revoked_at) FROM api_keys
+             ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect()
 }
 
 #[tokio::test]
@@ -49,7 +93,7 @@ async fn admin_endpoints_without_a_key_answer_401_and_change_nothing() {
     app.create_agency("AG1").await;
     app.create_bank("BNK").await;
     let before = business_rows(&app).await;
-    for (method, path, body) in admin_endpoints() {
+    for (method, path, body) in admin_endpoints().into_iter().chain(lists_auditors_read()) {
         let mut request = app.http.request(method.clone(), app.url(path));
         if !body.is_null() {
             request = request.json(&body);
@@ -106,7 +150,15 @@ async fn auditor_and_agency_keys_are_forbidden_on_admin_endpoints_and_change_not
     let agency_key = agency["api_key"].as_str().unwrap().to_owned();
     let before = business_rows(&app).await;
     for key in [&auditor, &agency_key] {
-        for (method, path, body) in admin_endpoints() {
+        let endpoints = if *key == agency_key {
+            admin_endpoints()
+                .into_iter()
+                .chain(lists_auditors_read())
+                .collect()
+        } else {
+            admin_endpoints()
+        };
+        for (method, path, body) in endpoints {
             let mut request = app
                 .http
                 .request(method.clone(), app.url(path))
@@ -163,4 +215,133 @@ fn paygate_hash_hex(key: &str) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+#[tokio::test]
+async fn auditors_read_the_agency_and_bank_lists_but_not_the_key_list() {
+    let app = TestApp::spawn().await;
+    app.create_agency("AG1").await;
+    app.create_bank("BNK").await;
+    let auditor = app.key_with_role("auditor").await;
+    for (method, path, _) in lists_auditors_read() {
+        let response = app
+            .http
+            .request(method, app.url(path))
+            .bearer_auth(&auditor)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        let page: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(page["items"].as_array().unwrap().len(), 1, "{path}");
+    }
+    // Keys are the administrators' business: who holds one, and when it was last used.
+    for path in ["/v1/api-keys", "/v1/agencies/AG1", "/v1/banks/BNK"] {
+        let response = app
+            .http
+            .get(app.url(path))
+            .bearer_auth(&auditor)
+            .send()
+            .await
+            .unwrap();
+        assert_problem(response, 403, "forbidden").await;
+    }
+}
+
+#[tokio::test]
+async fn a_disabled_agencys_key_is_found_and_refused_before_its_role_is_checked() {
+    let app = TestApp::spawn().await;
+    let agency = app.create_agency("AG1").await;
+    let key = agency["api_key"].as_str().unwrap();
+    let response = app
+        .admin(Method::PATCH, "/v1/agencies/AG1")
+        .json(&json!({"disabled": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let before = business_rows(&app).await;
+    for (method, path, body) in admin_endpoints()
+        .into_iter()
+        .chain(lists_auditors_read())
+        .chain([
+            (Method::GET, "/v1/payments", json!(null)),
+            (Method::GET, "/v1/events", json!(null)),
+        ])
+    {
+        let mut request = app
+            .http
+            .request(method.clone(), app.url(path))
+            .bearer_auth(key);
+        if !body.is_null() {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let problem = assert_problem(response, 403, "agency_disabled").await;
+        assert!(
+            problem["detail"].as_str().unwrap().contains("AG1"),
+            "{problem}"
+        );
+    }
+    assert_eq!(business_rows(&app).await, before);
+}
+
+#[tokio::test]
+async fn an_unknown_key_or_a_disabled_agencys_key_is_refused_before_a_malformed_body_is() {
+    let app = TestApp::spawn().await;
+    let agency = app.create_agency("AG1").await;
+    let agency_key = agency["api_key"].as_str().unwrap().to_owned();
+    let auditor = app.key_with_role("auditor").await;
+    let disabled = app.create_agency("AG2").await;
+    let disabled_key = disabled["api_key"].as_str().unwrap().to_owned();
+    let response = app
+        .admin(Method::PATCH, "/v1/agencies/AG2")
+        .json(&json!({"disabled": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let unknown = paygate::auth::keys::random_secret("pgk");
+    let before = business_rows(&app).await;
+    for (key, path, status, code) in [
+        (&unknown, "/v1/agencies", 401, "unauthenticated"),
+        (&unknown, "/v1/payments", 401, "unauthenticated"),
+        (&disabled_key, "/v1/payments", 403, "agency_disabled"),
+        (&disabled_key, "/v1/agencies", 403, "agency_disabled"),
+    ] {
+        for body in ["{not json", "", "[1, 2"] {
+            let response = app
+                .http
+                .post(app.url(path))
+                .bearer_auth(key)
+                .header("Idempotency-Key", "k-1")
+                .header("Content-Type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert_problem(response, status, code).await;
+        }
+    }
+    assert_eq!(business_rows(&app).await, before);
+    // A live key is told about the body (its role is checked by the handler, once the body is
+    // read: a malformed body is refused either way).
+    for key in [&auditor, &agency_key] {
+        let response = app
+            .http
+            .post(app.url("/v1/api-keys"))
+            .bearer_auth(key)
+            .body("{not json")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400);
+    }
+    let response = app
+        .admin(Method::POST, "/v1/agencies")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_problem(response, 400, "malformed_json").await;
 }

@@ -1,4 +1,4 @@
-//! Banks (contract sections 6 and 8): signed inquiry and callbacks, every row of the callback
+//! Banks and the ledger: signed inquiry and callbacks, every row of the callback
 //! table in its order, every way a signature fails, concurrent deliveries, and the append-only
 //! double-entry ledger that callbacks post to.
 
@@ -93,7 +93,7 @@ fn paid_a_minute_ago() -> String {
     rfc3339(now_s() - 60)
 }
 
-/// A create body (contract section 5) without `expires_at`.
+/// A create body without `expires_at`.
 fn order_body(obligation: &str, reference: &str, amount: &str) -> Value {
     json!({
         "obligation": obligation,
@@ -2567,4 +2567,373 @@ async fn exceptions_are_listed_newest_first_pages_walk_them_all_and_the_bank_fil
     assert_eq!(balances["suspense:VCB"], "-300000");
     assert_eq!(balances["suspense:BIDV"], "-150000");
     assert_verified(&w.verify().await, 4, "600000");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hostile input: times out of range, times before the order existed, NUL characters
+// ---------------------------------------------------------------------------------------------
+
+/// Valid RFC 3339 texts whose instant lies outside the years 2000-9998 in UTC.
+const TIMES_OUT_OF_RANGE: [&str; 5] = [
+    "9999-12-31T23:30:00-01:00",
+    "9999-01-01T00:00:00Z",
+    "1999-12-31T23:59:59Z",
+    "2000-01-01T06:59:59+07:00",
+    "0000-01-01T00:00:00Z",
+];
+
+/// `text` (RFC 3339) moved by `seconds`, in the wire format.
+fn shifted(text: &str, seconds: i64) -> String {
+    let at = paygate::timefmt::parse_rfc3339(text).expect("an RFC 3339 time");
+    paygate::timefmt::format_utc(at + time::Duration::seconds(seconds))
+}
+
+#[tokio::test]
+async fn a_callback_paid_at_outside_the_years_2000_to_9998_answers_422_and_reserves_nothing() {
+    let w = World::new().await;
+    let id = w.order("H12-PAID-AT-RANGE").await;
+    let before = snapshot(&w.app).await;
+    for paid_at in TIMES_OUT_OF_RANGE {
+        for body in [
+            succeeded("FT-RANGE", &id, paid_at),
+            changed(&failed("FT-RANGE", &id), "paid_at", Some(json!(paid_at))),
+            succeeded("FT-RANGE", "pay_does_not_exist", paid_at),
+        ] {
+            let problem = assert_problem(w.deliver(&body).await, 422, "validation_failed").await;
+            assert_eq!(invalid_fields(&problem), ["paid_at"], "{body}");
+            assert_eq!(snapshot(&w.app).await, before, "{body}");
+        }
+    }
+    // Nothing was reserved: the corrected callback with the same bank_txn_id pays the order.
+    let answer = w
+        .deliver_ok(&succeeded("FT-RANGE", &id, &paid_a_minute_ago()))
+        .await;
+    assert_eq!(answer["result"], "accepted", "{answer}");
+}
+
+#[tokio::test]
+async fn a_callback_paid_more_than_5_minutes_before_the_order_was_created_answers_422_and_reserves_nothing(
+) {
+    let w = World::new().await;
+    let id = w.order("H12-PAID-EARLY").await;
+    let created_at = w.payment(&id).await["created_at"]
+        .as_str()
+        .expect("created_at")
+        .to_owned();
+    let too_early = shifted(&created_at, -301);
+    let before = snapshot(&w.app).await;
+    for body in [
+        succeeded("FT-EARLY", &id, &too_early),
+        // Its redelivery gets the same answer: the first reserved nothing.
+        succeeded("FT-EARLY", &id, &too_early),
+        succeeded("FT-EARLY", &id, "2000-01-01T00:00:00Z"),
+        changed(&failed("FT-EARLY", &id), "paid_at", Some(json!(too_early))),
+    ] {
+        let problem = assert_problem(w.deliver(&body).await, 422, "validation_failed").await;
+        assert_eq!(invalid_fields(&problem), ["paid_at"], "{body}");
+        assert_eq!(snapshot(&w.app).await, before, "{body}");
+    }
+    // The order is looked up first: an unknown order is a 404 whatever its paid_at.
+    let unknown = w
+        .deliver(&succeeded("FT-EARLY-404", "pay_does_not_exist", &too_early))
+        .await;
+    assert_problem(unknown, 404, "payment_not_found").await;
+    let before = snapshot(&w.app).await;
+
+    // Exactly 5 minutes before creation is allowed, and the same bank_txn_id is free.
+    let in_time = shifted(&created_at, -300);
+    let answer = w.deliver_ok(&succeeded("FT-EARLY", &id, &in_time)).await;
+    assert_eq!(
+        answer,
+        json!({"result": "accepted", "payment_id": id, "payment_status": "paid"})
+    );
+    assert_eq!(w.payment(&id).await["paid_at"], in_time.as_str());
+    assert_eq!(
+        snapshot(&w.app).await.ledger_transactions,
+        before.ledger_transactions + 1
+    );
+    // Redelivery and conflict come before it: the same bank_txn_id with the early time is a
+    // conflict now that the id is reserved.
+    let conflict = w.deliver(&succeeded("FT-EARLY", &id, &too_early)).await;
+    assert_problem(conflict, 409, "bank_txn_conflict").await;
+}
+
+#[tokio::test]
+async fn a_nul_in_any_callback_or_inquiry_field_answers_422_naming_it_and_writes_nothing() {
+    let w = World::new().await;
+    let id = w.order("H12-NUL").await;
+    let valid = changed(
+        &succeeded("FT-NUL", &id, &paid_a_minute_ago()),
+        "failure_reason",
+        Some(json!("Lý do")),
+    );
+    let before = snapshot(&w.app).await;
+    for field in [
+        "bank_txn_id",
+        "payment_id",
+        "amount",
+        "currency",
+        "status",
+        "paid_at",
+        "failure_reason",
+    ] {
+        let text = valid[field].as_str().expect("a text field");
+        for value in [
+            "\u{0}".to_owned(),
+            format!("{text}\u{0}"),
+            format!("\u{0}{text}"),
+        ] {
+            let body = changed(&valid, field, Some(json!(value)));
+            let problem = assert_problem(w.deliver(&body).await, 422, "validation_failed").await;
+            assert_eq!(invalid_fields(&problem), [field], "{body}");
+        }
+    }
+    // A member paygate does not read is refused too: no text with NUL gets in anywhere.
+    let extra = changed(&valid, "note", Some(json!("x\u{0}")));
+    let problem = assert_problem(w.deliver(&extra).await, 422, "validation_failed").await;
+    assert_eq!(invalid_fields(&problem), ["note"]);
+    let inquiry = post_signed(
+        &w.app,
+        &w.bank,
+        "inquiry",
+        &json!({ "payment_id": format!("{id}\u{0}") }),
+    )
+    .await;
+    let problem = assert_problem(inquiry, 422, "validation_failed").await;
+    assert_eq!(invalid_fields(&problem), ["payment_id"]);
+    assert_eq!(snapshot(&w.app).await, before);
+    // Nothing was reserved.
+    let answer = w.deliver_ok(&valid).await;
+    assert_eq!(answer["result"], "accepted", "{answer}");
+}
+
+#[tokio::test]
+async fn exception_filters_outside_the_years_2000_to_9998_answer_422_naming_the_filter() {
+    let w = World::new().await;
+    for name in ["from", "to"] {
+        for value in TIMES_OUT_OF_RANGE {
+            let response = w
+                .app
+                .http
+                .get(w.app.url("/v1/exceptions"))
+                .query(&[(name, value)])
+                .bearer_auth(&w.auditor_key)
+                .send()
+                .await
+                .expect("GET /v1/exceptions");
+            let problem = assert_problem(response, 422, "validation_failed").await;
+            assert_eq!(invalid_fields(&problem), [name], "{name}={value}");
+        }
+        for value in ["2000-01-01T00:00:00Z", "9998-12-31T23:59:59.999999Z"] {
+            let page = w.exceptions(&format!("{name}={value}")).await;
+            assert_eq!(page["items"], json!([]), "{name}={value}");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A late callback racing a new order for the same reference
+// ---------------------------------------------------------------------------------------------
+
+/// Makes an order stored as expired at `EXPIRED_AT` (as the sweep would leave it, without its
+/// event, which these tests do not look at).
+async fn expired_by_sql(app: &TestApp, id: &str) {
+    let client = app.db.get().await.expect("a test database connection");
+    let changed = client
+        .execute(
+            &format!(
+                "UPDATE payments SET created_at = '{CREATED_AT}', expires_at = '{EXPIRED_AT}',
+                     status = 'expired', closed_at = now()
+                 WHERE id = $1"
+            ),
+            &[&id],
+        )
+        .await
+        .expect("expire the order");
+    assert_eq!(changed, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_callback_waiting_on_an_uncommitted_order_with_the_same_reference_is_order_closed_if_it_commits(
+) {
+    let w = World::with(Config {
+        expiry_interval_ms: 3_600_000,
+        ..test_config()
+    })
+    .await;
+    for commit in [true, false] {
+        let reference = format!("H12-UNCOMMITTED-{commit}");
+        let old = w.order(&reference).await;
+        expired_by_sql(&w.app, &old).await;
+        // Another order takes the reference in a transaction that stays open while the
+        // callback is decided, exactly as a create in flight would.
+        let mut holder = w.app.db.get().await.expect("a test database connection");
+        let creating = holder.transaction().await.expect("BEGIN");
+        creating
+            .execute(
+                "INSERT INTO payments (id, agency_code, obligation, reference, amount, currency,
+                     description, payer_name, details, status, expires_at)
+                 VALUES ($1, $2, 'fee', $3, 150000, 'VND', 'Lệ phí', 'Nguyễn Văn A',
+                     '{\"procedure_code\": \"1.002804\", \"dossier_code\": \"D-1\"}',
+                     'pending', now() + interval '1 day')",
+                &[&format!("pay_holder_{commit}"), &AGENCY, &reference],
+            )
+            .await
+            .expect("insert the competing order");
+        let callback = succeeded(&format!("FT-LATE-{commit}"), &old, PAID_IN_TIME);
+        let bytes = serde_json::to_vec(&callback).unwrap();
+        let signature = w.bank.signature(now_s(), &bytes);
+        let http = w.app.http.clone();
+        let url = w.app.url("/v1/banks/VCB/callbacks");
+        let delivery = tokio::spawn(async move {
+            let response = http
+                .post(url)
+                .header("Content-Type", "application/json")
+                .header("Paygate-Signature", signature)
+                .body(bytes)
+                .send()
+                .await
+                .expect("POST callback");
+            let status = response.status().as_u16();
+            (status, response.text().await.expect("an answer"))
+        });
+        // Give the callback time to reach the unique index and wait there.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(
+            !delivery.is_finished(),
+            "the callback must wait for the create"
+        );
+        if commit {
+            creating.commit().await.expect("COMMIT");
+        } else {
+            creating.rollback().await.expect("ROLLBACK");
+        }
+        let (status, text) = delivery.await.expect("the delivery task");
+        assert_eq!(status, 200, "{text}");
+        let answer: Value = serde_json::from_str(&text).expect("JSON");
+        if commit {
+            assert_eq!(
+                answer,
+                json!({"result": "exception", "exception": "order_closed", "payment_id": old,
+                       "payment_status": "expired"})
+            );
+            assert_eq!(stored_status(&w.app, &old).await, "expired");
+            assert_eq!(
+                entries_of(&w.app, &old).await,
+                vec![
+                    entry("bank:VCB", AMOUNT, "0"),
+                    entry("suspense:VCB", "0", AMOUNT)
+                ]
+            );
+        } else {
+            assert_eq!(
+                answer,
+                json!({"result": "accepted", "payment_id": old, "payment_status": "paid"})
+            );
+            assert_eq!(stored_status(&w.app, &old).await, "paid");
+        }
+    }
+    assert_eq!(w.verify().await["ok"], true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_callback_racing_a_new_order_with_the_same_reference_is_accepted_or_order_closed_never_an_error(
+) {
+    const RACES: usize = 40;
+    let w = World::with(Config {
+        expiry_interval_ms: 3_600_000,
+        ..test_config()
+    })
+    .await;
+    let mut olds = Vec::new();
+    for n in 0..RACES {
+        let old = w.order(&format!("H12-REF-RACE-{n}")).await;
+        // Half stored as expired (as after the sweep), half only overdue (before it).
+        if n % 2 == 0 {
+            expired_by_sql(&w.app, &old).await;
+        } else {
+            w.backdate(&old).await;
+        }
+        olds.push(old);
+    }
+
+    let mut races = Vec::new();
+    for (n, old) in olds.iter().enumerate() {
+        let reference = format!("H12-REF-RACE-{n}");
+        let body =
+            serde_json::to_vec(&succeeded(&format!("FT-REF-RACE-{n}"), old, PAID_IN_TIME)).unwrap();
+        let callback = w
+            .app
+            .http
+            .post(w.app.url("/v1/banks/VCB/callbacks"))
+            .header("Content-Type", "application/json")
+            .header("Paygate-Signature", w.bank.signature(now_s(), &body))
+            .body(body)
+            .send();
+        let create = w
+            .app
+            .http
+            .post(w.app.url("/v1/payments"))
+            .bearer_auth(&w.agency_key)
+            .header("Idempotency-Key", paygate::auth::keys::random_id("idem", 8))
+            .json(&order_body("fee", &reference, AMOUNT))
+            .send();
+        // The callback starts up to 38 ms after the create (about as long as a create takes
+        // here), so that either may win the race and many land in between.
+        let delay = Duration::from_millis(2 * (n % 20) as u64);
+        let callback = async move {
+            tokio::time::sleep(delay).await;
+            callback.await
+        };
+        races.push(tokio::spawn(async move {
+            let (callback, create) = tokio::join!(callback, create);
+            let callback = callback.expect("POST callback");
+            let create = create.expect("POST /v1/payments");
+            let callback_status = callback.status().as_u16();
+            let create_status = create.status().as_u16();
+            let callback = callback.text().await.expect("an answer");
+            let create = create.text().await.expect("an answer");
+            (callback_status, callback, create_status, create)
+        }));
+    }
+
+    let (mut accepted, mut closed) = (0, 0);
+    for (n, (old, race)) in olds.iter().zip(races).enumerate() {
+        let (callback_status, callback, create_status, create) = race.await.unwrap();
+        assert_eq!(callback_status, 200, "race {n}: {callback}");
+        let callback: Value = serde_json::from_str(&callback).expect("JSON");
+        let create: Value = serde_json::from_str(&create).expect("JSON");
+        let reference = format!("H12-REF-RACE-{n}");
+        let holders = w
+            .app
+            .count(&format!(
+                "SELECT count(*) FROM payments WHERE reference = '{reference}'
+                   AND status IN ('pending', 'paid')"
+            ))
+            .await;
+        assert_eq!(holders, 1, "race {n}");
+        match callback["result"].as_str() {
+            Some("accepted") => {
+                accepted += 1;
+                assert_eq!(callback["payment_status"], "paid", "{callback}");
+                assert_eq!(stored_status(&w.app, old).await, "paid");
+                assert_eq!(create_status, 409, "race {n}: {create}");
+                assert_eq!(create["code"], "duplicate_reference", "{create}");
+            }
+            Some("exception") => {
+                closed += 1;
+                assert_eq!(callback["exception"], "order_closed", "{callback}");
+                assert_eq!(stored_status(&w.app, old).await, "expired");
+                assert_eq!(create_status, 201, "race {n}: {create}");
+                assert_eq!(create["status"], "pending", "{create}");
+            }
+            _ => panic!("race {n}: {callback}"),
+        }
+    }
+    println!("{RACES} races: {accepted} accepted, {closed} order_closed");
+    assert_eq!(accepted + closed, RACES);
+    let total = (150_000 * RACES).to_string();
+    assert_verified(&w.verify().await, RACES as i64, &total);
+    let balances = w.balances().await;
+    assert_eq!(balances["bank:VCB"], total);
 }

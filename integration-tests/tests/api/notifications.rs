@@ -1,4 +1,4 @@
-//! Notifications to agencies (contract section 7), delivered to a real HTTP receiver: signing,
+//! Notifications to agencies, delivered to a real HTTP receiver: signing,
 //! retries on error statuses, timeouts and refused connections, dead events, waiting for a
 //! `notify_url`, redelivery, the events API, restarts, two replicas, and the metrics.
 
@@ -363,6 +363,12 @@ fn assert_signed(request: &ReceivedRequest, agency: &Agency) {
     assert_eq!(
         header.verify(agency.notify_secret.as_bytes(), &tampered, now, 300),
         Err(SignatureError::BadMac)
+    );
+    // No rotation is under way: there is no second signature.
+    assert_eq!(
+        request.header_values("paygate-signature-previous"),
+        Vec::<&str>::new(),
+        "{request:?}"
     );
 }
 
@@ -1292,7 +1298,7 @@ async fn a_notify_url_whose_address_is_refused_at_delivery_time_is_a_failed_atte
 async fn a_redelivery_requested_during_a_failing_attempt_is_not_lost() {
     // The schedule allows one retry; the retry is slow and fails, and the agency asks for a
     // redelivery while it is in flight. The event must be pending again afterwards, with a
-    // fresh schedule (contract section 7), not dead.
+    // fresh schedule, not dead.
     let app = TestApp::spawn_with(with_backoff(&[1])).await;
     let receiver = Receiver::start(Behaviour::script(
         vec![
@@ -1403,4 +1409,147 @@ async fn a_stopping_app_finishes_its_deliveries_in_flight_and_releases_the_rest_
         .collect();
     assert_eq!(distinct.len(), EVENTS);
     assert_eq!(receiver.count(), EVENTS, "no event was sent twice");
+}
+
+/// Asserts that header `name` of `request` is one signature by `kid` with `secret` over exactly
+/// the bytes received, and returns its timestamp.
+fn assert_signed_with(request: &ReceivedRequest, name: &str, secret: &str, kid: &str) -> i64 {
+    let values = request.header_values(name);
+    assert_eq!(values.len(), 1, "one {name} header: {request:?}");
+    let header = SignatureHeader::parse(values[0])
+        .unwrap_or_else(|err| panic!("unparsable {name} {:?}: {err}", values[0]));
+    assert_eq!(header.kid, kid);
+    header
+        .verify(secret.as_bytes(), &request.body, unix_now(), 300)
+        .unwrap_or_else(|err| panic!("{name} does not verify with its secret: {err}"));
+    header.timestamp
+}
+
+async fn rotate(app: &TestApp, code: &str) -> String {
+    let response = app
+        .admin(Method::POST, &format!("/v1/agencies/{code}/notify-secret"))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    assert_eq!(status, 201, "{text}");
+    let body: Value = serde_json::from_str(&text).unwrap();
+    let fields: Vec<&String> = body.as_object().unwrap().keys().collect();
+    assert_eq!(fields, ["notify_secret"], "{body}");
+    let secret = body["notify_secret"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("nsk_") && secret.len() == 47, "{secret}");
+    secret
+}
+
+#[tokio::test]
+async fn after_a_secret_rotation_notifications_carry_both_signatures_for_a_day_then_only_the_new_one(
+) {
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::start(Behaviour::status(200)).await;
+    let mut agency = agency(&app, AGENCY, Some(&receiver.url(HOOK_PATH))).await;
+    let old = agency.notify_secret.clone();
+    let new = rotate(&app, AGENCY).await;
+    assert_ne!(new, old);
+    let read = app
+        .admin(Method::GET, &format!("/v1/agencies/{AGENCY}"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!read.contains(&new) && !read.contains(&old), "{read}");
+
+    // Within the day: the new secret signs Paygate-Signature, the old one
+    // Paygate-Signature-Previous, at the same time over the same bytes; each verifies only with
+    // its own secret.
+    let (_, first_event) = cancelled_order(&app, &agency, "H12-rot-1").await;
+    let requests = receiver.wait_for(1, WAIT).await;
+    let request = &requests[0];
+    assert_eq!(
+        request.header("paygate-event-id"),
+        Some(first_event.as_str())
+    );
+    let t = assert_signed_with(request, "paygate-signature", &new, AGENCY);
+    let t_previous = assert_signed_with(request, "paygate-signature-previous", &old, AGENCY);
+    assert_eq!(t, t_previous);
+    for (name, wrong) in [
+        ("paygate-signature", &old),
+        ("paygate-signature-previous", &new),
+    ] {
+        let header = SignatureHeader::parse(request.header(name).unwrap()).unwrap();
+        assert_eq!(
+            header.verify(wrong.as_bytes(), &request.body, unix_now(), 300),
+            Err(SignatureError::BadMac),
+            "{name}"
+        );
+    }
+
+    // Still inside the day, just.
+    let client = app.db.get().await.unwrap();
+    client
+        .execute(
+            "UPDATE agencies SET notify_secret_rotated_at = now() - interval '23 hours 59 minutes'",
+            &[],
+        )
+        .await
+        .unwrap();
+    cancelled_order(&app, &agency, "H12-rot-2").await;
+    let requests = receiver.wait_for(2, WAIT).await;
+    assert_signed_with(&requests[1], "paygate-signature", &new, AGENCY);
+    assert_signed_with(&requests[1], "paygate-signature-previous", &old, AGENCY);
+
+    // A day after the rotation, only the new secret signs.
+    client
+        .execute(
+            "UPDATE agencies SET notify_secret_rotated_at = now() - interval '24 hours 1 second'",
+            &[],
+        )
+        .await
+        .unwrap();
+    agency.notify_secret = new.clone();
+    cancelled_order(&app, &agency, "H12-rot-3").await;
+    let requests = receiver.wait_for(3, WAIT).await;
+    assert_signed(&requests[2], &agency);
+
+    // Rotating again: the secret just replaced is the previous one; the first is forgotten.
+    let newest = rotate(&app, AGENCY).await;
+    cancelled_order(&app, &agency, "H12-rot-4").await;
+    let requests = receiver.wait_for(4, WAIT).await;
+    assert_signed_with(&requests[3], "paygate-signature", &newest, AGENCY);
+    assert_signed_with(&requests[3], "paygate-signature-previous", &new, AGENCY);
+    let stored: (String, String) = {
+        let row = client
+            .query_one(
+                "SELECT notify_secret, previous_notify_secret FROM agencies WHERE code = $1",
+                &[&AGENCY],
+            )
+            .await
+            .unwrap();
+        (row.get(0), row.get(1))
+    };
+    assert_eq!(stored, (newest, new));
+}
+
+#[tokio::test]
+async fn rotating_the_secret_of_an_unknown_agency_answers_404_and_changes_nothing() {
+    let app = TestApp::spawn().await;
+    agency(&app, AGENCY, None).await;
+    let before = app
+        .count("SELECT count(*) FROM agencies WHERE previous_notify_secret IS NULL")
+        .await;
+    for code in ["NOPE", "not%20a%20code"] {
+        let response = app
+            .admin(Method::POST, &format!("/v1/agencies/{code}/notify-secret"))
+            .send()
+            .await
+            .unwrap();
+        assert_problem(response, 404, "agency_not_found").await;
+    }
+    assert_eq!(
+        app.count("SELECT count(*) FROM agencies WHERE previous_notify_secret IS NULL")
+            .await,
+        before
+    );
 }

@@ -1,6 +1,8 @@
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use integration_tests::{assert_problem, repository_root, test_config, throwaway_cluster, TestApp};
+use paygate::auth::keys::random_id;
 use serde_json::Value;
 
 #[tokio::test]
@@ -28,7 +30,12 @@ async fn readyz_answers_503_while_the_database_is_down_and_recovers_by_itself() 
 
     cluster.stop_now().unwrap();
     let down = app.http.get(app.url("/readyz")).send().await.unwrap();
-    assert_problem(down, 503, "unavailable").await;
+    let problem = assert_problem(down, 503, "unavailable").await;
+    assert_eq!(
+        problem["detail"],
+        "the database is unavailable; retry later"
+    );
+    assert_no_database_text(&problem.to_string(), &[]);
 
     cluster.start_again().unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -179,4 +186,190 @@ async fn every_answer_carries_a_request_id_and_a_valid_given_one_is_kept() {
         .unwrap();
     let id = made.headers()["x-request-id"].to_str().unwrap();
     assert!(id.starts_with("req_") && id.len() == 20, "{id}");
+}
+
+/// The label sets of the request metrics in a `/metrics` text: one line per series of
+/// `paygate_http_requests_total`, and one per series of the latency histogram (its `_count`).
+fn request_series(text: &str) -> BTreeSet<String> {
+    text.lines()
+        .filter(|line| {
+            line.starts_with("paygate_http_requests_total{")
+                || line.starts_with("paygate_http_request_duration_seconds_count{")
+        })
+        .map(|line| {
+            line.rsplit_once(' ')
+                .expect("a sample has a value")
+                .0
+                .to_owned()
+        })
+        .collect()
+}
+
+async fn metrics_text(app: &TestApp) -> String {
+    let response = app.http.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    response.text().await.unwrap()
+}
+
+/// 200 requests with made-up methods and paths: every second one a random method token, every
+/// other pair a random path under no route or a random code under a real route. Returns the
+/// random tokens used.
+async fn random_requests(app: &TestApp) -> Vec<String> {
+    let mut tokens = Vec::new();
+    for i in 0..200 {
+        let method_token = random_id("FOO", 4).to_uppercase();
+        let path_token = random_id("junk", 4);
+        let method = if i % 2 == 0 {
+            reqwest::Method::from_bytes(method_token.as_bytes()).unwrap()
+        } else {
+            reqwest::Method::GET
+        };
+        let path = if i % 4 < 2 {
+            format!("/{path_token}/{}", random_id("x", 2))
+        } else {
+            format!("/v1/agencies/{}", path_token.to_uppercase())
+        };
+        let response = app
+            .http
+            .request(method, app.url(&path))
+            .bearer_auth(&app.admin_key)
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_client_error(), "{path}: {response:?}");
+        tokens.push(method_token);
+        tokens.push(path_token);
+    }
+    tokens
+}
+
+#[tokio::test]
+async fn made_up_methods_and_paths_add_no_metric_series() {
+    let app = TestApp::spawn().await;
+    let before = request_series(&metrics_text(&app).await);
+
+    let tokens = random_requests(&app).await;
+    let text = metrics_text(&app).await;
+    let after = request_series(&text);
+    let added: BTreeSet<&String> = after.difference(&before).collect();
+    // At most the fixed values: `other` and GET, on `unmatched` and the agency route, with the
+    // few statuses those answer, in the two metrics.
+    assert!(added.len() <= 16, "{added:#?}");
+    for series in &after {
+        let method = series
+            .split("method=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .expect("a method label");
+        assert!(
+            ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "other"].contains(&method),
+            "{series}"
+        );
+    }
+    assert!(
+        added.iter().any(|s| s.contains("method=\"other\""))
+            && added.iter().any(|s| s.contains("route=\"unmatched\"")),
+        "{added:#?}"
+    );
+    let lowered = text.to_lowercase();
+    for token in &tokens {
+        assert!(
+            !lowered.contains(&token.to_lowercase()),
+            "{token} is in /metrics"
+        );
+    }
+
+    // Another 200 such requests add nothing at all: the label sets are saturated.
+    random_requests(&app).await;
+    let again = request_series(&metrics_text(&app).await);
+    assert_eq!(again, after);
+}
+
+/// Strings that would show that the database's own words reached a client.
+const DATABASE_WORDS: [&str; 10] = [
+    "FATAL",
+    "ERROR:",
+    "db error",
+    "SQLSTATE",
+    "not currently accepting connections",
+    "terminating connection",
+    "connection closed",
+    "pg_",
+    "SELECT",
+    "/var/",
+];
+
+/// Asserts that `body` holds none of [`DATABASE_WORDS`] and none of `names` (of databases,
+/// roles, hosts).
+fn assert_no_database_text(body: &str, names: &[&str]) {
+    for word in DATABASE_WORDS.iter().chain(names) {
+        assert!(!body.contains(word), "{word:?} reached the client: {body}");
+    }
+}
+
+#[tokio::test]
+async fn while_the_database_refuses_connections_answers_carry_no_database_text() {
+    let app = TestApp::spawn().await;
+    let database = app.db_settings.get_dbname().unwrap().to_owned();
+    let ready = app.http.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+
+    // Another database of the same server, to lock this one out from: no new session may
+    // start in it, and the open ones (the app's pool, the test's) are ended.
+    let mut outside = app.db_settings.clone();
+    outside.dbname("postgres");
+    let admin = paygate::db::pool(&outside, 1);
+    let admin = admin.get().await.unwrap();
+    admin
+        .batch_execute(&format!(
+            "ALTER DATABASE {database} ALLOW_CONNECTIONS false"
+        ))
+        .await
+        .unwrap();
+    admin
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+            &[&database],
+        )
+        .await
+        .unwrap();
+
+    let requests = [
+        app.http.get(app.url("/readyz")),
+        app.admin(reqwest::Method::GET, "/v1/agencies"),
+        app.admin(reqwest::Method::POST, "/v1/agencies")
+            .json(&serde_json::json!({"code": "H12", "name": "Sở Tư pháp"})),
+        app.admin(reqwest::Method::GET, "/v1/events"),
+    ];
+    for request in requests {
+        let response = request.send().await.unwrap();
+        let problem = assert_problem(response, 503, "unavailable").await;
+        assert_eq!(
+            problem["detail"], "the database is unavailable; retry later",
+            "{problem}"
+        );
+        assert_no_database_text(
+            &problem.to_string(),
+            &[&database, paygate::db::SERVICE_ROLE],
+        );
+    }
+
+    admin
+        .batch_execute(&format!("ALTER DATABASE {database} ALLOW_CONNECTIONS true"))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let response = app.http.get(app.url("/readyz")).send().await.unwrap();
+        if response.status() == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "readyz did not recover");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        app.count("SELECT count(*) FROM agencies").await,
+        0,
+        "nothing was created"
+    );
 }

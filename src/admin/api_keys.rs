@@ -1,0 +1,144 @@
+//! API keys as administrators see them: listed (never the key, never its hash) and revoked.
+
+use deadpool_postgres::Pool;
+use serde::Serialize;
+use time::OffsetDateTime;
+use tokio_postgres::types::ToSql;
+use utoipa::ToSchema;
+
+use crate::auth::{keys, Role};
+use crate::codes::AgencyCode;
+use crate::http::error::ApiError;
+use crate::http::pagination::PageRequest;
+
+/// One API key in the list.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiKeyItem {
+    /// The key's id (`key_<number>`); the key itself is never shown again.
+    #[schema(example = "key_42")]
+    pub id: String,
+    pub role: Role,
+    /// The agency an `agency` key belongs to; `null` for admin and auditor keys.
+    #[schema(value_type = Option<String>, example = "000.00.00.H12", required = true)]
+    pub agency: Option<String>,
+    /// Whose key it is.
+    #[schema(example = "Nguyễn Thị B, kế toán", required = true)]
+    pub label: Option<String>,
+    #[serde(serialize_with = "crate::timefmt::serialize")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+    /// When the key last authenticated a request, to about a minute (it is written at most
+    /// once a minute per key); `null` if it never did.
+    #[serde(serialize_with = "crate::timefmt::serialize_option")]
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
+    pub last_used_at: Option<OffsetDateTime>,
+    #[serde(serialize_with = "crate::timefmt::serialize_option")]
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
+    pub revoked_at: Option<OffsetDateTime>,
+    #[serde(skip)]
+    pub row_id: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ApiKeyPage {
+    pub items: Vec<ApiKeyItem>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    #[schema(required = true)]
+    pub next_cursor: Option<String>,
+}
+
+/// Which keys to list.
+#[derive(Debug, Default)]
+pub struct KeyFilter {
+    pub role: Option<Role>,
+    pub agency: Option<AgencyCode>,
+}
+
+/// Up to `page.limit + 1` keys, newest first.
+pub async fn list(
+    pool: &Pool,
+    filter: &KeyFilter,
+    page: PageRequest,
+) -> Result<Vec<ApiKeyItem>, ApiError> {
+    let role = filter.role.map(Role::as_str);
+    let agency = filter.agency.as_ref().map(AgencyCode::as_str);
+    let fetch = page.limit + 1;
+    let params: [&(dyn ToSql + Sync); 4] = [&role, &agency, &page.cursor, &fetch];
+    let client = pool.get().await?;
+    let rows = client
+        .query(
+            "SELECT id, role, agency_code, label, created_at, last_used_at, revoked_at
+             FROM api_keys
+             WHERE ($1::text IS NULL OR role = $1)
+               AND ($2::text IS NULL OR agency_code = $2)
+               AND ($3::bigint IS NULL OR id < $3)
+             ORDER BY id DESC LIMIT $4",
+            &params,
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|row| ApiKeyItem {
+            id: keys::key_id(row.get(0)),
+            role: Role::from_db(row.get(1)),
+            agency: row.get(2),
+            label: row.get(3),
+            created_at: row.get(4),
+            last_used_at: row.get(5),
+            revoked_at: row.get(6),
+            row_id: row.get(0),
+        })
+        .collect())
+}
+
+/// Revokes the key `id` (as the API writes it). From the commit on, the key authenticates
+/// nothing. Revoking a revoked key succeeds and changes nothing, so a retried request does not
+/// fail. The last live admin key cannot be revoked: nobody could administer paygate any more
+/// (but `paygate admin create-key` can always make a new one).
+pub async fn revoke(pool: &Pool, id: &str) -> Result<(), ApiError> {
+    let not_found = || ApiError::not_found("key_not_found", format!("no API key {id}"));
+    let row_id = keys::parse_key_id(id).ok_or_else(not_found)?;
+    let mut client = pool.get().await?;
+    let transaction = client.transaction().await?;
+    let role = transaction
+        .query_opt("SELECT role FROM api_keys WHERE id = $1", &[&row_id])
+        .await?
+        .map(|row| Role::from_db(row.get(0)))
+        .ok_or_else(not_found)?;
+    if role == Role::Admin {
+        // Two revocations of the last two admin keys must not both succeed. Each locks every
+        // live admin key, in one order (so they cannot deadlock), before it counts them: the
+        // second waits for the first, and then re-reads the rows it locks, so it sees the
+        // first's revocation and finds one live admin key left.
+        let live: Vec<i64> = transaction
+            .query(
+                "SELECT id FROM api_keys WHERE role = 'admin' AND revoked_at IS NULL
+                 ORDER BY id FOR UPDATE",
+                &[],
+            )
+            .await?
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        if !live.contains(&row_id) {
+            // Already revoked (perhaps just now, by a concurrent request).
+            transaction.commit().await?;
+            return Ok(());
+        }
+        if live.len() <= 1 {
+            return Err(ApiError::conflict(
+                "last_admin_key",
+                format!("{id} is the last live admin key; create another admin key first"),
+            ));
+        }
+    }
+    transaction
+        .execute(
+            "UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL",
+            &[&row_id],
+        )
+        .await?;
+    transaction.commit().await?;
+    tracing::info!(key_id = id, role = role.as_str(), "API key revoked");
+    Ok(())
+}
