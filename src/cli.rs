@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::auth::{self, Role};
 use crate::config::Config;
 use crate::db::{self, migrate, Database};
-use crate::http::Application;
+use crate::startup::Application;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -59,7 +59,7 @@ enum Command {
         timestamp: Option<i64>,
     },
     /// Reconcile a bank's daily statement (the same engine as POST /v1/reconciliations); prints
-    /// the run as JSON.
+    /// the run as JSON. Refuses to start while migrations are pending (run `paygate migrate`).
     Reconcile {
         /// The bank's code, e.g. VCB.
         #[arg(long)]
@@ -167,7 +167,14 @@ where
     Fut: std::future::Future<Output = anyhow::Result<()>>,
 {
     let owned = config.clone();
-    let database = tokio::task::spawn_blocking(move || Database::open(&owned)).await??;
+    let database = tokio::task::spawn_blocking(move || {
+        Database::open(
+            owned.database_url.as_ref(),
+            owned.migration_database_url.as_ref(),
+            &owned.data_dir,
+        )
+    })
+    .await??;
     let result = work(database.connections.clone()).await;
     tokio::task::spawn_blocking(move || database.close()).await?;
     result
@@ -275,14 +282,17 @@ async fn reconcile(
     use std::io::IsTerminal;
 
     let bank =
-        crate::codes::BankCode::parse(bank).map_err(|err| anyhow::anyhow!("--bank {err}"))?;
-    let date =
-        crate::reconciliation::parse_date(date).map_err(|err| anyhow::anyhow!("--date {err}"))?;
+        crate::domain::BankCode::parse(bank).map_err(|err| anyhow::anyhow!("--bank {err}"))?;
+    let date = crate::timefmt::parse_date(date).map_err(|err| anyhow::anyhow!("--date {err}"))?;
     let file = std::fs::File::open(&statement)
         .map_err(|err| anyhow::anyhow!("cannot open {}: {err}", statement.display()))?;
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let pool = migrate_pool(&settings).await?;
-    pool.resize(db::POOL_MAX_SIZE);
+    require_migrated(&settings.migrations).await?;
+    let pool = db::pool(&settings.service, db::POOL_MAX_SIZE);
+    db::check(&pool)
+        .await
+        // The causes matter here (a refused certificate, a role that may not log in).
+        .map_err(|err| err.context("cannot reach the database"))?;
     // A progress bar only for a person watching; logs and pipes get none.
     let progress: Option<crate::reconciliation::engine::Progress> =
         if std::io::stderr().is_terminal() {
@@ -314,6 +324,29 @@ async fn reconcile(
     }
     println!("{}", serde_json::to_string_pretty(&run)?);
     Ok(())
+}
+
+/// Refuses to go on while a migration is pending. A reconciliation run moves money, so it must
+/// never meet a schema older than its code; and it must not migrate either, because in
+/// Kubernetes only the migrate Job changes the schema (a CronJob that migrated could race it).
+/// The check only reads `schema_migrations`, so the service role's URL suffices.
+async fn require_migrated(settings: &db::Settings) -> anyhow::Result<()> {
+    let pool = db::pool(settings, 1);
+    db::check(&pool)
+        .await
+        .map_err(|err| err.context("cannot reach the database"))?;
+    let client = pool.get().await?;
+    let current = migrate::up_to_date(&client).await;
+    drop(client);
+    pool.close();
+    if current? {
+        Ok(())
+    } else {
+        Err(anyhow::anyhow!(
+            "the database has pending migrations; run `paygate migrate` first \
+             (reconcile never changes the schema)"
+        ))
+    }
 }
 
 /// SIGTERM (Kubernetes) or SIGINT (Ctrl-C): both stop gracefully.

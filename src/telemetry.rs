@@ -41,7 +41,7 @@ pub const UNMATCHED_ROUTE: &str = "unmatched";
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HttpLabels {
     /// GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS or `other` (see
-    /// [`crate::http::method_label`]).
+    /// [`crate::startup::method_label`]).
     pub method: &'static str,
     /// The matched route pattern (`/v1/agencies/{code}`), never the raw path, or
     /// [`UNMATCHED_ROUTE`], so that label values stay few.

@@ -1,6 +1,6 @@
 //! Graceful shutdown as Kubernetes does it: SIGTERM while a request is in flight. The server
 //! must stop accepting new connections at once, let the in-flight request finish (it has 25 s,
-//! `paygate::http::SHUTDOWN_TIMEOUT_S`), and then exit with status 0.
+//! `paygate::startup::SHUTDOWN_TIMEOUT_S`), and then exit with status 0.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};

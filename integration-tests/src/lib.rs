@@ -6,22 +6,31 @@
 //! the service role, as in production: every test thus also proves that the service role's
 //! privileges suffice. The tests' own `db` pool connects as the owner, to arrange and assert.
 
+pub mod answers;
+pub mod clock;
+pub mod orders;
 pub mod receiver;
+pub mod signer;
+pub mod world;
 
+use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::str::FromStr;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
 
 use deadpool_postgres::Pool;
-use paygate::auth::{self, keys, Role};
+use paygate::auth::{self, Role};
 use paygate::config::Config;
 use paygate::db::embedded::{Cluster, ClusterOptions};
 use paygate::db::Settings;
-use paygate::http::Application;
+use paygate::startup::Application;
 use serde_json::{json, Value};
+
+use crate::answers::RequestExt;
 
 /// Where test databases are made: a server, and the template each test database copies.
 struct Server {
@@ -34,6 +43,9 @@ struct Server {
 
 static SERVER: OnceLock<Server> = OnceLock::new();
 
+/// The parameters of an SQL statement the tests run.
+pub type Params<'a> = &'a [&'a (dyn tokio_postgres::types::ToSql + Sync)];
+
 /// A throwaway cluster in a fresh directory under the system's temporary directory (which the
 /// unprivileged `postgres` account can enter, unlike many checkouts). A watchdog process stops
 /// it and deletes the directory once this test process has exited, however it exits.
@@ -41,7 +53,7 @@ static SERVER: OnceLock<Server> = OnceLock::new();
 /// A `durable` cluster keeps PostgreSQL's default fsync and commit settings, for tests that
 /// crash the server and expect committed data to survive.
 pub fn throwaway_cluster(durable: bool) -> Cluster {
-    let dir = std::env::temp_dir().join(keys::random_id("paygate-test", 6));
+    let dir = std::env::temp_dir().join(paygate::domain::ids::random_id("paygate-test", 6));
     std::fs::create_dir_all(&dir).expect("create the test cluster's directory");
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))
         .expect("open the test cluster's directory to the postgres account");
@@ -50,13 +62,9 @@ pub fn throwaway_cluster(durable: bool) -> Cluster {
     let settings = if durable {
         Vec::new()
     } else {
-        [
-            ("fsync", "off"),
-            ("synchronous_commit", "off"),
-            ("full_page_writes", "off"),
-        ]
-        .map(|(name, value)| (name.to_owned(), value.to_owned()))
-        .to_vec()
+        [("fsync", "off"), ("synchronous_commit", "off"), ("full_page_writes", "off")]
+            .map(|(name, value)| (name.to_owned(), value.to_owned()))
+            .to_vec()
     };
     let cluster = Cluster::start(&cluster_dir, &ClusterOptions { settings })
         .unwrap_or_else(|err| panic!("cannot start a throwaway PostgreSQL cluster: {err}"));
@@ -85,9 +93,7 @@ fn server() -> &'static Server {
     SERVER.get_or_init(|| {
         // The template is made on a runtime of its own: test runtimes come and go.
         std::thread::spawn(|| {
-            tokio::runtime::Runtime::new()
-                .expect("a tokio runtime")
-                .block_on(make_server())
+            tokio::runtime::Runtime::new().expect("a tokio runtime").block_on(make_server())
         })
         .join()
         .expect("setting up the test database server")
@@ -102,18 +108,15 @@ pub const SERVICE_ROLE_TEST_PASSWORD: &str = "paygate-service-test-only";
 /// `settings` as the service role, which is what the app under test connects as.
 pub fn as_service_role(settings: &tokio_postgres::Config) -> tokio_postgres::Config {
     let mut settings = settings.clone();
-    settings
-        .user(paygate::db::SERVICE_ROLE)
-        .password(SERVICE_ROLE_TEST_PASSWORD);
+    settings.user(paygate::db::SERVICE_ROLE).password(SERVICE_ROLE_TEST_PASSWORD);
     settings
 }
 
 async fn make_server() -> Server {
     let (admin, cluster) = match std::env::var("TEST_DATABASE_URL") {
-        Ok(url) if !url.is_empty() => (
-            Settings::from_str(&url).expect("TEST_DATABASE_URL is a PostgreSQL URL"),
-            None,
-        ),
+        Ok(url) if !url.is_empty() => {
+            (Settings::from_str(&url).expect("TEST_DATABASE_URL is a PostgreSQL URL"), None)
+        }
         _ => {
             let cluster = throwaway_cluster(false);
             (
@@ -122,7 +125,7 @@ async fn make_server() -> Server {
             )
         }
     };
-    let template = keys::random_id("paygate_template", 6);
+    let template = paygate::domain::ids::random_id("paygate_template", 6);
     execute(&admin, &format!("CREATE DATABASE {template}")).await;
     let mut settings = admin.clone();
     settings.config.dbname(&template);
@@ -132,9 +135,7 @@ async fn make_server() -> Server {
         .await
         .expect("connect to the template database");
     let connection = tokio::spawn(connection);
-    paygate::db::migrate::run(&mut client)
-        .await
-        .expect("migrate the template database");
+    paygate::db::migrate::run(&mut client).await.expect("migrate the template database");
     drop(client);
     // No session may remain on a template while it is copied.
     let _ = connection.await;
@@ -148,26 +149,63 @@ async fn make_server() -> Server {
         ),
     )
     .await;
-    Server {
-        admin,
-        template,
-        _cluster: cluster,
-    }
+    Server { admin, template, _cluster: cluster }
 }
 
 async fn execute(settings: &Settings, sql: &str) {
+    try_execute(settings, sql).await.unwrap_or_else(|err| panic!("{err}"));
+}
+
+async fn try_execute(settings: &Settings, sql: &str) -> Result<(), String> {
     let (client, connection) = settings
         .effective_config()
         .connect(settings.connector())
         .await
-        .unwrap_or_else(|err| panic!("connect to run {sql}: {err}"));
+        .map_err(|err| format!("connect to run {sql}: {err}"))?;
     let connection = tokio::spawn(connection);
-    client
-        .batch_execute(sql)
-        .await
-        .unwrap_or_else(|err| panic!("{sql}: {err}"));
+    let result = client.batch_execute(sql).await.map_err(|err| format!("{sql}: {err}"));
     drop(client);
     let _ = connection.await;
+    result
+}
+
+/// How long a finished test waits for its database to be dropped. Dropping a small database is
+/// a matter of milliseconds; a server that takes longer is left to finish on its own, and the
+/// test goes on rather than hang.
+const DROP_DATABASE_WAIT_MS: u64 = 10_000;
+
+/// How many live `TestApp`s serve each database the harness made. Two apps may share one
+/// database (a second replica); it is dropped when the last of them is.
+static DATABASES_IN_USE: Mutex<BTreeMap<String, usize>> = Mutex::new(BTreeMap::new());
+
+/// Drops a test database the harness made, forcing off whatever is still connected (the app's
+/// pool, the test's own pool). Drop is synchronous, so the work runs on a small runtime of its
+/// own on a thread of its own, waited for at most `DROP_DATABASE_WAIT_MS`. It never fails a
+/// test: a failure (say a server older than PostgreSQL 13, which lacks `WITH (FORCE)`) is only
+/// printed, and the database is left behind as before.
+fn drop_database(name: String) {
+    let (done, finished) = std::sync::mpsc::channel();
+    let work = move || {
+        let result = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|err| format!("a runtime to drop {name}: {err}"))
+            .and_then(|runtime| {
+                runtime.block_on(try_execute(
+                    &server().admin,
+                    &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+                ))
+            });
+        let _ = done.send(result);
+    };
+    if std::thread::Builder::new().name("drop-test-database".to_owned()).spawn(work).is_err() {
+        return;
+    }
+    match finished.recv_timeout(Duration::from_millis(DROP_DATABASE_WAIT_MS)) {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => eprintln!("leaving a test database behind: {err}"),
+        Err(_) => eprintln!("leaving a test database behind: dropping it took too long"),
+    }
 }
 
 /// A fresh, migrated database for one test; returns its connection settings.
@@ -180,14 +218,13 @@ pub async fn empty_database() -> tokio_postgres::Config {
     copy_of("template0").await
 }
 
+/// The prefix of every database a test gets, so that the harness drops only its own.
+const TEST_DATABASE_PREFIX: &str = "paygate_test";
+
 async fn copy_of(template: &str) -> tokio_postgres::Config {
     let server = server();
-    let name = keys::random_id("paygate_test", 8);
-    execute(
-        &server.admin,
-        &format!("CREATE DATABASE {name} TEMPLATE {template}"),
-    )
-    .await;
+    let name = paygate::domain::ids::random_id(TEST_DATABASE_PREFIX, 8);
+    execute(&server.admin, &format!("CREATE DATABASE {name} TEMPLATE {template}")).await;
     let mut settings = server.admin.config.clone();
     settings.dbname(&name);
     settings
@@ -215,11 +252,14 @@ pub struct TestApp {
     /// An API key of role admin.
     pub admin_key: String,
     handle: actix_web_handle::Handle,
+    /// The database this app serves, dropped with the last app that serves it when the harness
+    /// made it (`None` for a database the harness did not make).
+    database: Option<String>,
 }
 
 /// Keeps `actix-web` out of the tests' own dependencies.
 mod actix_web_handle {
-    pub struct Handle(pub paygate::http::ServerHandle);
+    pub struct Handle(pub paygate::startup::ServerHandle);
 }
 
 impl TestApp {
@@ -251,6 +291,14 @@ impl TestApp {
                 .await
                 .expect("create the test admin key")
         };
+        let database = settings
+            .get_dbname()
+            .filter(|name| name.starts_with(TEST_DATABASE_PREFIX))
+            .map(str::to_owned);
+        if let Some(name) = &database {
+            let mut in_use = DATABASES_IN_USE.lock().unwrap_or_else(|e| e.into_inner());
+            *in_use.entry(name.clone()).or_default() += 1;
+        }
         TestApp {
             address,
             db,
@@ -261,18 +309,58 @@ impl TestApp {
                 .expect("an HTTP client"),
             admin_key,
             handle,
+            database,
         }
+    }
+
+    /// Stops the app and keeps its database, for a test that starts another app on it (a
+    /// restart); returns the database's owner settings for `spawn_on`.
+    pub fn stop_keeping_database(mut self) -> tokio_postgres::Config {
+        self.release_database();
+        self.db_settings.clone()
+    }
+
+    /// Forgets that this app serves its database; returns its name when no other live app
+    /// serves it and the harness made it, that is when it may be dropped.
+    fn release_database(&mut self) -> Option<String> {
+        let name = self.database.take()?;
+        let mut in_use = DATABASES_IN_USE.lock().unwrap_or_else(|e| e.into_inner());
+        let count = in_use.entry(name.clone()).or_default();
+        *count = count.saturating_sub(1);
+        if *count > 0 {
+            return None;
+        }
+        in_use.remove(&name);
+        Some(name)
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
     }
 
+    /// A request without a key.
+    pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http.get(self.url(path))
+    }
+
+    /// A request without a key.
+    pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http.post(self.url(path))
+    }
+
+    /// A request with `api_key`.
+    pub fn get_with(&self, api_key: &str, path: &str) -> reqwest::RequestBuilder {
+        self.get(path).bearer_auth(api_key)
+    }
+
+    /// A request with `api_key`.
+    pub fn post_with(&self, api_key: &str, path: &str) -> reqwest::RequestBuilder {
+        self.post(path).bearer_auth(api_key)
+    }
+
     /// A request with the admin key.
     pub fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        self.http
-            .request(method, self.url(path))
-            .bearer_auth(&self.admin_key)
+        self.http.request(method, self.url(path)).bearer_auth(&self.admin_key)
     }
 
     /// The number of rows `sql` (a `SELECT count(*) ...`) counts.
@@ -281,42 +369,61 @@ impl TestApp {
         client.query_one(sql, &[]).await.expect(sql).get(0)
     }
 
+    /// The rows `sql` reads with `params`, as the owner.
+    pub async fn rows(&self, sql: &str, params: Params<'_>) -> Vec<tokio_postgres::Row> {
+        let client = self.db.get().await.expect("a test database connection");
+        client.query(sql, params).await.unwrap_or_else(|err| panic!("{sql}: {err}"))
+    }
+
+    /// Asserts that `sql` (a `SELECT count(*) ...`) counts `expected` rows.
+    pub async fn assert_count(&self, sql: &str, expected: i64) {
+        assert_eq!(self.count(sql).await, expected, "{sql}");
+    }
+
+    /// The one row `sql` reads with `params`, as the owner.
+    pub async fn row(&self, sql: &str, params: Params<'_>) -> tokio_postgres::Row {
+        let rows = self.rows(sql, params).await;
+        assert_eq!(rows.len(), 1, "{sql} reads one row");
+        rows.into_iter().next().expect("one row")
+    }
+
+    /// Runs the statement `sql` with `params`, as the owner; returns how many rows it changed.
+    pub async fn execute(&self, sql: &str, params: Params<'_>) -> u64 {
+        let client = self.db.get().await.expect("a test database connection");
+        client.execute(sql, params).await.unwrap_or_else(|err| panic!("{sql}: {err}"))
+    }
+
     /// Creates an agency through the API and returns the answer.
     pub async fn create_agency(&self, code: &str) -> Value {
-        let response = self
-            .admin(reqwest::Method::POST, "/v1/agencies")
-            .json(&serde_json::json!({"code": code, "name": format!("Cơ quan {code}")}))
-            .send()
+        self.admin(reqwest::Method::POST, "/v1/agencies")
+            .json(&json!({"code": code, "name": format!("Cơ quan {code}")}))
+            .json_with(201)
             .await
-            .expect("POST /v1/agencies");
-        let status = response.status();
-        let text = response.text().await.expect("an answer");
-        assert_eq!(status, 201, "creating agency {code}: {text}");
-        serde_json::from_str(&text).expect("a JSON agency")
     }
 
     /// Creates a bank through the API and returns the answer.
     pub async fn create_bank(&self, code: &str) -> Value {
-        let response = self
-            .admin(reqwest::Method::POST, "/v1/banks")
-            .json(&serde_json::json!({"code": code, "name": format!("Ngân hàng {code}")}))
-            .send()
+        self.admin(reqwest::Method::POST, "/v1/banks")
+            .json(&json!({"code": code, "name": format!("Ngân hàng {code}")}))
+            .json_with(201)
             .await
-            .expect("POST /v1/banks");
-        assert_eq!(response.status(), 201, "creating bank {code}");
-        response.json().await.expect("a JSON bank")
+    }
+
+    /// A fresh app with the agency `agency` and the bank `bank`, created through the API.
+    pub async fn with_agency_and_bank(agency: &str, bank: &str) -> TestApp {
+        let app = TestApp::spawn().await;
+        app.create_agency(agency).await;
+        app.create_bank(bank).await;
+        app
     }
 
     /// Creates an API key of `role` directly in the database.
     pub async fn key_with_role(&self, role: &str) -> String {
-        let response = self
+        let body = self
             .admin(reqwest::Method::POST, "/v1/api-keys")
-            .json(&serde_json::json!({ "role": role }))
-            .send()
-            .await
-            .expect("POST /v1/api-keys");
-        assert_eq!(response.status(), 201);
-        let body: Value = response.json().await.expect("JSON");
+            .json(&json!({ "role": role }))
+            .json_with(201)
+            .await;
         body["api_key"].as_str().expect("api_key").to_owned()
     }
 }
@@ -325,6 +432,9 @@ impl Drop for TestApp {
     fn drop(&mut self) {
         // `stop` sends its command at once; the returned future only waits for completion.
         drop(self.handle.0.stop(false));
+        if let Some(name) = self.release_database() {
+            drop_database(name);
+        }
     }
 }
 
@@ -344,23 +454,14 @@ pub fn details(obligation: &str) -> Value {
 /// Asserts a problem+json answer with `status` and `code`, and returns its body.
 pub async fn assert_problem(response: reqwest::Response, status: u16, code: &str) -> Value {
     let actual = response.status().as_u16();
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
+    let content_type = answers::content_type(&response);
     let text = response.text().await.expect("an answer");
     assert_eq!(actual, status, "expected {status} {code}, got: {text}");
     assert_eq!(content_type, "application/problem+json", "{text}");
     let body: Value = serde_json::from_str(&text).expect("a JSON problem");
     assert_eq!(body["code"], code, "{body}");
     assert_eq!(body["status"], status, "{body}");
-    assert_eq!(
-        body["type"],
-        format!("urn:paygate:problem:{code}"),
-        "{body}"
-    );
+    assert_eq!(body["type"], format!("urn:paygate:problem:{code}"), "{body}");
     body
 }
 
@@ -380,10 +481,9 @@ pub fn database_url(settings: &tokio_postgres::Config) -> String {
     let dbname = settings.get_dbname().unwrap_or("postgres");
     let port = settings.get_ports().first().copied().unwrap_or(5432);
     match settings.get_hosts().first() {
-        Some(tokio_postgres::config::Host::Unix(dir)) => format!(
-            "postgresql:///{dbname}?host={}&port={port}&user={user}",
-            dir.display()
-        ),
+        Some(tokio_postgres::config::Host::Unix(dir)) => {
+            format!("postgresql:///{dbname}?host={}&port={port}&user={user}", dir.display())
+        }
         Some(tokio_postgres::config::Host::Tcp(host)) => {
             let password = settings
                 .get_password()

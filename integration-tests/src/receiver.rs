@@ -33,10 +33,7 @@ pub struct Reply {
 impl Reply {
     /// `status` at once.
     pub fn status(status: u16) -> Reply {
-        Reply {
-            status,
-            delay: Duration::ZERO,
-        }
+        Reply { status, delay: Duration::ZERO }
     }
 
     /// `status` after `delay`.
@@ -56,17 +53,12 @@ pub struct Behaviour {
 impl Behaviour {
     /// Always `status`, at once.
     pub fn status(status: u16) -> Behaviour {
-        Behaviour {
-            script: Vec::new(),
-            then: Reply::status(status),
-        }
+        Behaviour { script: Vec::new(), then: Reply::status(status) }
     }
 
     /// These statuses in order, at once; the last one repeats for ever after.
     pub fn sequence(statuses: &[u16]) -> Behaviour {
-        let (last, first) = statuses
-            .split_last()
-            .expect("a sequence names at least one status");
+        let (last, first) = statuses.split_last().expect("a sequence names at least one status");
         Behaviour {
             script: first.iter().map(|&s| Reply::status(s)).collect(),
             then: Reply::status(*last),
@@ -97,30 +89,19 @@ pub struct ReceivedRequest {
 impl ReceivedRequest {
     /// The first value of header `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        let name = name.to_ascii_lowercase();
-        self.headers
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| v.as_str())
+        self.header_values(name).into_iter().next()
     }
 
     /// Every value of header `name` (case-insensitive).
     pub fn header_values(&self, name: &str) -> Vec<&str> {
         let name = name.to_ascii_lowercase();
-        self.headers
-            .iter()
-            .filter(|(n, _)| *n == name)
-            .map(|(_, v)| v.as_str())
-            .collect()
+        self.headers.iter().filter(|(n, _)| *n == name).map(|(_, v)| v.as_str()).collect()
     }
 
     /// The body as JSON; panics when it is not.
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|err| {
-            panic!(
-                "the request body is not JSON ({err}): {}",
-                String::from_utf8_lossy(&self.body)
-            )
+            panic!("the request body is not JSON ({err}): {}", String::from_utf8_lossy(&self.body))
         })
     }
 }
@@ -148,9 +129,8 @@ pub struct Receiver {
 impl Receiver {
     /// Starts a receiver on 127.0.0.1:0 answering as `behaviour` says.
     pub async fn start(behaviour: Behaviour) -> Receiver {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind the receiver to an ephemeral port");
+        let listener =
+            TcpListener::bind("127.0.0.1:0").await.expect("bind the receiver to an ephemeral port");
         let address = listener.local_addr().expect("the receiver's address");
         let shared = Arc::new(Shared {
             requests: Mutex::new(Vec::new()),
@@ -158,11 +138,7 @@ impl Receiver {
             then: Mutex::new(behaviour.then),
         });
         let task = tokio::spawn(accept_loop(listener, shared.clone()));
-        Receiver {
-            address,
-            shared,
-            task,
-        }
+        Receiver { address, shared, task }
     }
 
     pub fn address(&self) -> SocketAddr {
@@ -182,19 +158,11 @@ impl Receiver {
 
     /// Every request received so far, in order of arrival.
     pub fn requests(&self) -> Vec<ReceivedRequest> {
-        self.shared
-            .requests
-            .lock()
-            .expect("receiver requests")
-            .clone()
+        self.shared.requests.lock().expect("receiver requests").clone()
     }
 
     pub fn count(&self) -> usize {
-        self.shared
-            .requests
-            .lock()
-            .expect("receiver requests")
-            .len()
+        self.shared.requests.lock().expect("receiver requests").len()
     }
 
     /// Waits until at least `n` requests arrived and returns all so far; panics, listing what
@@ -218,10 +186,7 @@ impl Receiver {
                         )
                     })
                     .collect();
-                panic!(
-                    "expected {n} requests within {within:?}, got {}: {seen:?}",
-                    requests.len()
-                );
+                panic!("expected {n} requests within {within:?}, got {}: {seen:?}", requests.len());
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -231,11 +196,7 @@ impl Receiver {
     pub async fn assert_no_more_than(&self, n: usize, period: Duration) {
         tokio::time::sleep(period).await;
         let count = self.count();
-        assert!(
-            count <= n,
-            "expected at most {n} requests, got {count}: {:?}",
-            self.requests()
-        );
+        assert!(count <= n, "expected at most {n} requests, got {count}: {:?}", self.requests());
     }
 }
 
@@ -280,26 +241,17 @@ async fn serve_connection(stream: TcpStream, shared: Arc<Shared>) {
             }
         };
         let reply = shared.next_reply();
-        let close = request
-            .header("connection")
-            .is_some_and(|v| v.eq_ignore_ascii_case("close"));
+        let close = request.header("connection").is_some_and(|v| v.eq_ignore_ascii_case("close"));
         shared
             .requests
             .lock()
             .expect("receiver requests")
-            .push(ReceivedRequest {
-                answered: reply.status,
-                ..request
-            });
+            .push(ReceivedRequest { answered: reply.status, ..request });
         if !reply.delay.is_zero() {
             tokio::time::sleep(reply.delay).await;
         }
         // 1xx, 204 and 304 answers carry no body.
-        let body = if matches!(reply.status, 100..=199 | 204 | 304) {
-            ""
-        } else {
-            "ok"
-        };
+        let body = if matches!(reply.status, 100..=199 | 204 | 304) { "" } else { "ok" };
         let answer = format!(
             "HTTP/1.1 {} {}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n{}\r\n{body}",
             reply.status,
@@ -335,40 +287,29 @@ async fn read_request(
     }
     let mut headers = Vec::new();
     loop {
-        let line = read_line(stream)
-            .await?
-            .ok_or("the connection closed inside the headers")?;
+        let line = read_line(stream).await?.ok_or("the connection closed inside the headers")?;
         if line.is_empty() {
             break;
         }
-        let (name, value) = line
-            .split_once(':')
-            .ok_or_else(|| format!("bad header line {line:?}"))?;
+        let (name, value) =
+            line.split_once(':').ok_or_else(|| format!("bad header line {line:?}"))?;
         headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
     }
-    let header = |name: &str| {
-        headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.clone())
-    };
+    let header = |name: &str| headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
     if header("transfer-encoding").is_some() {
         return Err("chunked bodies are not supported".to_owned());
     }
     let length = match header("content-length") {
         None => 0,
-        Some(value) => value
-            .parse::<usize>()
-            .map_err(|_| format!("bad content-length {value:?}"))?,
+        Some(value) => {
+            value.parse::<usize>().map_err(|_| format!("bad content-length {value:?}"))?
+        }
     };
     if length > MAX_BODY_BYTES {
         return Err(format!("body of {length} bytes is too large"));
     }
     let mut body = vec![0; length];
-    stream
-        .read_exact(&mut body)
-        .await
-        .map_err(|err| format!("reading the body: {err}"))?;
+    stream.read_exact(&mut body).await.map_err(|err| format!("reading the body: {err}"))?;
     Ok(Some(ReceivedRequest {
         method: method.to_owned(),
         path: path.to_owned(),
@@ -397,9 +338,7 @@ async fn read_line(stream: &mut BufReader<TcpStream>) -> Result<Option<String>, 
     if line.last() == Some(&b'\r') {
         line.pop();
     }
-    String::from_utf8(line)
-        .map(Some)
-        .map_err(|_| "a line that is not UTF-8".to_owned())
+    String::from_utf8(line).map(Some).map_err(|_| "a line that is not UTF-8".to_owned())
 }
 
 fn reason(status: u16) -> &'static str {

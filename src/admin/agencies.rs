@@ -6,10 +6,11 @@ use time::OffsetDateTime;
 use url::Url;
 use utoipa::ToSchema;
 
+use super::store::{agency_code, apply_changes, newest_first, AdminError, Changes};
 use crate::auth::{self, keys, CreatedApiKey, NewApiKey, Role};
-use crate::codes::AgencyCode;
-use crate::http::error::{violated_constraint, ApiError};
-use crate::http::pagination::PageRequest;
+use crate::db::error::violated_constraint;
+use crate::domain::AgencyCode;
+use crate::http::pagination::{Page, PageRequest};
 
 pub struct NewAgency {
     pub code: AgencyCode,
@@ -22,8 +23,8 @@ pub struct NewAgency {
 /// The answer to creating an agency: the only time its first key and its secret are shown.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CreatedAgency {
-    #[schema(example = "000.00.00.H12")]
-    pub code: String,
+    #[schema(value_type = String, example = "000.00.00.H12")]
+    pub code: AgencyCode,
     #[schema(example = "Sở Tư pháp Hà Nội")]
     pub name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -41,8 +42,8 @@ pub struct CreatedAgency {
 /// An agency as administrators read it: never with its secrets.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Agency {
-    #[schema(example = "000.00.00.H12")]
-    pub code: String,
+    #[schema(value_type = String, example = "000.00.00.H12")]
+    pub code: AgencyCode,
     #[schema(example = "Sở Tư pháp Hà Nội")]
     pub name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -73,10 +74,10 @@ const AGENCY_COLUMNS: &str = "a.code, a.name, a.notify_url, a.disabled, a.create
      ORDER BY p.seq DESC LIMIT 1) AS last_activity_at,
     a.seq";
 
-impl From<&tokio_postgres::Row> for Agency {
-    fn from(row: &tokio_postgres::Row) -> Self {
+impl Agency {
+    fn from_row(row: &tokio_postgres::Row) -> Self {
         Agency {
-            code: row.get("code"),
+            code: agency_code(row, "code"),
             name: row.get("name"),
             notify_url: row.get("notify_url"),
             disabled: row.get("disabled"),
@@ -88,16 +89,8 @@ impl From<&tokio_postgres::Row> for Agency {
     }
 }
 
-#[derive(Serialize, ToSchema)]
-pub struct AgencyPage {
-    pub items: Vec<Agency>,
-    /// Pass as `cursor` for the next page; `null` on the last page.
-    #[schema(required = true)]
-    pub next_cursor: Option<String>,
-}
-
 /// Creates the agency and its first API key in one transaction.
-pub async fn create(pool: &Pool, agency: NewAgency) -> Result<CreatedAgency, ApiError> {
+pub async fn create(pool: &Pool, agency: NewAgency) -> Result<CreatedAgency, AdminError> {
     let mut client = pool.get().await?;
     let transaction = client.transaction().await?;
     let notify_secret = keys::random_secret("nsk");
@@ -115,10 +108,7 @@ pub async fn create(pool: &Pool, agency: NewAgency) -> Result<CreatedAgency, Api
         .await;
     if let Err(err) = inserted {
         return Err(match violated_constraint(&err) {
-            Some("agencies_pkey") => ApiError::conflict(
-                "duplicate_code",
-                format!("an agency with code {} already exists", agency.code),
-            ),
+            Some("agencies_pkey") => AdminError::DuplicateAgency(agency.code),
             _ => err.into(),
         });
     }
@@ -134,7 +124,7 @@ pub async fn create(pool: &Pool, agency: NewAgency) -> Result<CreatedAgency, Api
     transaction.commit().await?;
     tracing::info!(agency = %agency.code, key_id = %key.id, "agency created");
     Ok(CreatedAgency {
-        code: agency.code.to_string(),
+        code: agency.code,
         name: agency.name,
         notify_url,
         api_key: key.api_key,
@@ -148,7 +138,7 @@ pub async fn add_key(
     pool: &Pool,
     code: &AgencyCode,
     label: Option<&str>,
-) -> Result<CreatedApiKey, ApiError> {
+) -> Result<CreatedApiKey, AdminError> {
     let client = pool.get().await?;
     let created = auth::insert_api_key(
         &client,
@@ -165,13 +155,13 @@ pub async fn add_key(
             Ok(key)
         }
         Err(err) if violated_constraint(&err) == Some("api_keys_agency_code_fkey") => {
-            Err(agency_not_found(code.as_str()))
+            Err(AdminError::AgencyNotFound(code.clone()))
         }
         Err(err) => Err(err.into()),
     }
 }
 
-async fn read(client: &impl GenericClient, code: &AgencyCode) -> Result<Agency, ApiError> {
+async fn read(client: &impl GenericClient, code: &AgencyCode) -> Result<Agency, AdminError> {
     client
         .query_opt(
             &format!("SELECT {AGENCY_COLUMNS} FROM agencies a WHERE a.code = $1"),
@@ -179,69 +169,44 @@ async fn read(client: &impl GenericClient, code: &AgencyCode) -> Result<Agency, 
         )
         .await?
         .as_ref()
-        .map(Agency::from)
-        .ok_or_else(|| agency_not_found(code.as_str()))
+        .map(Agency::from_row)
+        .ok_or_else(|| AdminError::AgencyNotFound(code.clone()))
 }
 
-pub async fn get(pool: &Pool, code: &AgencyCode) -> Result<Agency, ApiError> {
+pub async fn get(pool: &Pool, code: &AgencyCode) -> Result<Agency, AdminError> {
     let client = pool.get().await?;
     read(&client, code).await
 }
 
-/// Up to `page.limit + 1` agencies, newest first.
-pub async fn list(pool: &Pool, page: PageRequest) -> Result<Vec<Agency>, ApiError> {
-    let client = pool.get().await?;
-    let fetch = page.limit + 1;
-    let rows = client
-        .query(
-            &format!(
-                "SELECT {AGENCY_COLUMNS} FROM agencies a
-                 WHERE ($1::bigint IS NULL OR a.seq < $1)
-                 ORDER BY a.seq DESC LIMIT $2"
-            ),
-            &[&page.cursor, &fetch],
-        )
-        .await?;
-    Ok(rows.iter().map(Agency::from).collect())
+/// One page of agencies, newest first.
+pub async fn list(pool: &Pool, page: PageRequest) -> Result<Page<Agency>, AdminError> {
+    let sql = format!(
+        "SELECT {AGENCY_COLUMNS} FROM agencies a
+         WHERE ($1::bigint IS NULL OR a.seq < $1)
+         ORDER BY a.seq DESC LIMIT $2"
+    );
+    newest_first(pool, &sql, &[], page, Agency::from_row, |a| a.seq).await
 }
 
-/// What a `PATCH` changes: only the fields it names.
-#[derive(Debug, Default)]
-pub struct AgencyChanges {
-    /// `Some(None)` clears the address (events then wait, pending).
-    pub notify_url: Option<Option<Url>>,
-    pub disabled: Option<bool>,
-}
+/// Sets an agency's `notify_url` and its switch, each only when given (see [`apply_changes`]).
+const UPDATE_AGENCY: &str = "UPDATE agencies SET
+        notify_url = CASE WHEN $2 THEN $3 ELSE notify_url END,
+        disabled = coalesce($4, disabled),
+        updated_at = now()
+    WHERE code = $1";
 
-/// Applies `changes` and returns the agency as it is now.
+/// Applies `changes` (the address is the `notify_url`) and returns the agency as it is now.
 pub async fn update(
     pool: &Pool,
     code: &AgencyCode,
-    changes: AgencyChanges,
-) -> Result<Agency, ApiError> {
+    changes: Changes,
+) -> Result<Agency, AdminError> {
     let client = pool.get().await?;
-    if changes.notify_url.is_some() || changes.disabled.is_some() {
-        let set_notify_url = changes.notify_url.is_some();
-        let notify_url = changes.notify_url.flatten().map(String::from);
-        let updated = client
-            .execute(
-                "UPDATE agencies SET
-                     notify_url = CASE WHEN $2 THEN $3 ELSE notify_url END,
-                     disabled = coalesce($4, disabled),
-                     updated_at = now()
-                 WHERE code = $1",
-                &[
-                    &code.as_str(),
-                    &set_notify_url,
-                    &notify_url,
-                    &changes.disabled,
-                ],
-            )
-            .await?;
-        if updated == 0 {
-            return Err(agency_not_found(code.as_str()));
-        }
-        tracing::info!(agency = %code, notify_url_changed = set_notify_url, disabled = ?changes.disabled, "agency updated");
+    if !apply_changes(&client, UPDATE_AGENCY, code.as_str(), &changes).await? {
+        return Err(AdminError::AgencyNotFound(code.clone()));
+    }
+    if !changes.is_empty() {
+        tracing::info!(agency = %code, notify_url_changed = changes.address.is_some(), disabled = ?changes.disabled, "agency updated");
     }
     read(&client, code).await
 }
@@ -254,7 +219,7 @@ pub const PREVIOUS_SECRET_WINDOW_S: f64 = 24.0 * 3600.0;
 /// secret it replaces keeps signing, beside the new one, for [`PREVIOUS_SECRET_WINDOW_S`];
 /// a secret replaced earlier than that is forgotten, so only the one just before the newest is
 /// ever kept.
-pub async fn rotate_notify_secret(pool: &Pool, code: &AgencyCode) -> Result<String, ApiError> {
+pub async fn rotate_notify_secret(pool: &Pool, code: &AgencyCode) -> Result<String, AdminError> {
     let client = pool.get().await?;
     let secret = keys::random_secret("nsk");
     let updated = client
@@ -266,12 +231,8 @@ pub async fn rotate_notify_secret(pool: &Pool, code: &AgencyCode) -> Result<Stri
         )
         .await?;
     if updated == 0 {
-        return Err(agency_not_found(code.as_str()));
+        return Err(AdminError::AgencyNotFound(code.clone()));
     }
     tracing::info!(agency = %code, "agency notification secret rotated");
     Ok(secret)
-}
-
-pub fn agency_not_found(code: &str) -> ApiError {
-    ApiError::not_found("agency_not_found", format!("no agency with code {code}"))
 }

@@ -3,13 +3,12 @@
 use deadpool_postgres::Pool;
 use serde::Serialize;
 use time::OffsetDateTime;
-use tokio_postgres::types::ToSql;
 use utoipa::ToSchema;
 
+use super::store::{newest_first, AdminError};
 use crate::auth::{keys, Role};
-use crate::codes::AgencyCode;
-use crate::http::error::ApiError;
-use crate::http::pagination::PageRequest;
+use crate::domain::AgencyCode;
+use crate::http::pagination::{Page, PageRequest};
 
 /// One API key in the list.
 #[derive(Debug, Serialize, ToSchema)]
@@ -20,7 +19,7 @@ pub struct ApiKeyItem {
     pub role: Role,
     /// The agency an `agency` key belongs to; `null` for admin and auditor keys.
     #[schema(value_type = Option<String>, example = "000.00.00.H12", required = true)]
-    pub agency: Option<String>,
+    pub agency: Option<AgencyCode>,
     /// Whose key it is.
     #[schema(example = "Nguyễn Thị B, kế toán", required = true)]
     pub label: Option<String>,
@@ -39,64 +38,53 @@ pub struct ApiKeyItem {
     pub row_id: i64,
 }
 
-#[derive(Serialize, ToSchema)]
-pub struct ApiKeyPage {
-    pub items: Vec<ApiKeyItem>,
-    /// Pass as `cursor` for the next page; `null` on the last page.
-    #[schema(required = true)]
-    pub next_cursor: Option<String>,
-}
-
 /// Which keys to list.
-#[derive(Debug, Default)]
 pub struct KeyFilter {
     pub role: Option<Role>,
     pub agency: Option<AgencyCode>,
 }
 
-/// Up to `page.limit + 1` keys, newest first.
+/// One page of keys, newest first.
 pub async fn list(
     pool: &Pool,
     filter: &KeyFilter,
     page: PageRequest,
-) -> Result<Vec<ApiKeyItem>, ApiError> {
+) -> Result<Page<ApiKeyItem>, AdminError> {
     let role = filter.role.map(Role::as_str);
     let agency = filter.agency.as_ref().map(AgencyCode::as_str);
-    let fetch = page.limit + 1;
-    let params: [&(dyn ToSql + Sync); 4] = [&role, &agency, &page.cursor, &fetch];
-    let client = pool.get().await?;
-    let rows = client
-        .query(
-            "SELECT id, role, agency_code, label, created_at, last_used_at, revoked_at
-             FROM api_keys
-             WHERE ($1::text IS NULL OR role = $1)
-               AND ($2::text IS NULL OR agency_code = $2)
-               AND ($3::bigint IS NULL OR id < $3)
-             ORDER BY id DESC LIMIT $4",
-            &params,
-        )
-        .await?;
-    Ok(rows
-        .iter()
-        .map(|row| ApiKeyItem {
+    newest_first(
+        pool,
+        "SELECT id, role, agency_code, label, created_at, last_used_at, revoked_at
+         FROM api_keys
+         WHERE ($1::text IS NULL OR role = $1)
+           AND ($2::text IS NULL OR agency_code = $2)
+           AND ($3::bigint IS NULL OR id < $3)
+         ORDER BY id DESC LIMIT $4",
+        &[&role, &agency],
+        page,
+        |row| ApiKeyItem {
             id: keys::key_id(row.get(0)),
             role: Role::from_db(row.get(1)),
-            agency: row.get(2),
+            agency: row
+                .get::<_, Option<&str>>(2)
+                .map(|code| AgencyCode::parse(code).expect("agency codes are constrained")),
             label: row.get(3),
             created_at: row.get(4),
             last_used_at: row.get(5),
             revoked_at: row.get(6),
             row_id: row.get(0),
-        })
-        .collect())
+        },
+        |key| key.row_id,
+    )
+    .await
 }
 
 /// Revokes the key `id` (as the API writes it). From the commit on, the key authenticates
 /// nothing. Revoking a revoked key succeeds and changes nothing, so a retried request does not
 /// fail. The last live admin key cannot be revoked: nobody could administer paygate any more
 /// (but `paygate admin create-key` can always make a new one).
-pub async fn revoke(pool: &Pool, id: &str) -> Result<(), ApiError> {
-    let not_found = || ApiError::not_found("key_not_found", format!("no API key {id}"));
+pub async fn revoke(pool: &Pool, id: &str) -> Result<(), AdminError> {
+    let not_found = || AdminError::KeyNotFound(id.to_owned());
     let row_id = keys::parse_key_id(id).ok_or_else(not_found)?;
     let mut client = pool.get().await?;
     let transaction = client.transaction().await?;
@@ -126,10 +114,7 @@ pub async fn revoke(pool: &Pool, id: &str) -> Result<(), ApiError> {
             return Ok(());
         }
         if live.len() <= 1 {
-            return Err(ApiError::conflict(
-                "last_admin_key",
-                format!("{id} is the last live admin key; create another admin key first"),
-            ));
+            return Err(AdminError::LastAdminKey(id.to_owned()));
         }
     }
     transaction

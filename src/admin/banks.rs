@@ -4,19 +4,20 @@
 use deadpool_postgres::{GenericClient, Pool};
 use serde::Serialize;
 use time::OffsetDateTime;
-use url::Url;
 use utoipa::ToSchema;
 
+use super::store::{apply_changes, bank_code, newest_first, AdminError, Changes};
 use crate::auth::keys;
-use crate::codes::BankCode;
-use crate::http::error::{violated_constraint, ApiError};
-use crate::http::pagination::PageRequest;
+use crate::db::error::violated_constraint;
+use crate::db::DbError;
+use crate::domain::BankCode;
+use crate::http::pagination::{Page, PageRequest};
 
 /// The answer to creating a bank: the only time its first secret is shown.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CreatedBank {
-    #[schema(example = "VCB")]
-    pub code: String,
+    #[schema(value_type = String, example = "VCB")]
+    pub code: BankCode,
     #[schema(example = "Ngân hàng TMCP Ngoại thương Việt Nam")]
     pub name: String,
     /// The `kid` to put in `Paygate-Signature`.
@@ -37,8 +38,8 @@ pub struct BankKey {
 /// A bank as administrators read it, with its keys' state but never their secrets.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Bank {
-    #[schema(example = "VCB")]
-    pub code: String,
+    #[schema(value_type = String, example = "VCB")]
+    pub code: BankCode,
     pub name: String,
     /// A disabled bank's inquiries are refused (403 `bank_disabled`); its callbacks are still
     /// accepted, because money it already collected must land.
@@ -64,8 +65,8 @@ pub struct Bank {
 /// A bank in the list: as [`Bank`], without its keys.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct BankItem {
-    #[schema(example = "VCB")]
-    pub code: String,
+    #[schema(value_type = String, example = "VCB")]
+    pub code: BankCode,
     pub name: String,
     /// A disabled bank's inquiries are refused (403 `bank_disabled`); its callbacks are still
     /// accepted.
@@ -87,10 +88,10 @@ pub struct BankItem {
     pub seq: i64,
 }
 
-impl From<&tokio_postgres::Row> for BankItem {
-    fn from(row: &tokio_postgres::Row) -> Self {
+impl BankItem {
+    fn from_row(row: &tokio_postgres::Row) -> Self {
         BankItem {
-            code: row.get("code"),
+            code: bank_code(row, "code"),
             name: row.get("name"),
             disabled: row.get("disabled"),
             refund_url: row.get("refund_url"),
@@ -100,14 +101,6 @@ impl From<&tokio_postgres::Row> for BankItem {
             seq: row.get("seq"),
         }
     }
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct BankPage {
-    pub items: Vec<BankItem>,
-    /// Pass as `cursor` for the next page; `null` on the last page.
-    #[schema(required = true)]
-    pub next_cursor: Option<String>,
 }
 
 /// The columns every read of a bank selects, `last_activity_at` included: the newest callback
@@ -144,7 +137,7 @@ async fn insert_key(
     bank: &BankCode,
 ) -> Result<BankKey, tokio_postgres::Error> {
     let key = BankKey {
-        key_id: keys::random_id("kid", 8),
+        key_id: crate::domain::ids::random_id("kid", 8),
         secret: keys::random_secret("bsk"),
     };
     client
@@ -157,7 +150,7 @@ async fn insert_key(
 }
 
 /// Creates the bank and its first signing key in one transaction.
-pub async fn create(pool: &Pool, code: BankCode, name: String) -> Result<CreatedBank, ApiError> {
+pub async fn create(pool: &Pool, code: BankCode, name: String) -> Result<CreatedBank, AdminError> {
     let mut client = pool.get().await?;
     let transaction = client.transaction().await?;
     let inserted = transaction
@@ -168,10 +161,7 @@ pub async fn create(pool: &Pool, code: BankCode, name: String) -> Result<Created
         .await;
     if let Err(err) = inserted {
         return Err(match violated_constraint(&err) {
-            Some("banks_pkey") => ApiError::conflict(
-                "duplicate_code",
-                format!("a bank with code {code} already exists"),
-            ),
+            Some("banks_pkey") => AdminError::DuplicateBank(code),
             _ => err.into(),
         });
     }
@@ -179,7 +169,7 @@ pub async fn create(pool: &Pool, code: BankCode, name: String) -> Result<Created
     transaction.commit().await?;
     tracing::info!(bank = %code, key_id = %key.key_id, "bank created");
     Ok(CreatedBank {
-        code: code.to_string(),
+        code,
         name,
         key_id: key.key_id,
         secret: key.secret,
@@ -187,7 +177,7 @@ pub async fn create(pool: &Pool, code: BankCode, name: String) -> Result<Created
 }
 
 /// Adds a signing key (rotation); the bank's other keys stay valid until revoked.
-pub async fn add_key(pool: &Pool, code: &BankCode) -> Result<BankKey, ApiError> {
+pub async fn add_key(pool: &Pool, code: &BankCode) -> Result<BankKey, AdminError> {
     let client = pool.get().await?;
     match insert_key(&client, code).await {
         Ok(key) => {
@@ -195,7 +185,7 @@ pub async fn add_key(pool: &Pool, code: &BankCode) -> Result<BankKey, ApiError> 
             Ok(key)
         }
         Err(err) if violated_constraint(&err) == Some("bank_keys_bank_code_fkey") => {
-            Err(bank_not_found(code.as_str()))
+            Err(AdminError::BankNotFound(code.clone()))
         }
         Err(err) => Err(err.into()),
     }
@@ -203,7 +193,7 @@ pub async fn add_key(pool: &Pool, code: &BankCode) -> Result<BankKey, ApiError> 
 
 /// Revokes a key; from then on its signatures are rejected. Revoking a revoked key is a no-op
 /// that succeeds, so a retried request does not fail.
-pub async fn revoke_key(pool: &Pool, code: &BankCode, key_id: &str) -> Result<(), ApiError> {
+pub async fn revoke_key(pool: &Pool, code: &BankCode, key_id: &str) -> Result<(), AdminError> {
     let client = pool.get().await?;
     let revoked = client
         .execute(
@@ -213,16 +203,16 @@ pub async fn revoke_key(pool: &Pool, code: &BankCode, key_id: &str) -> Result<()
         )
         .await?;
     if revoked == 0 {
-        return Err(ApiError::not_found(
-            "key_not_found",
-            format!("bank {code} has no key {key_id}"),
-        ));
+        return Err(AdminError::BankKeyNotFound {
+            bank: code.clone(),
+            key_id: key_id.to_owned(),
+        });
     }
     tracing::info!(bank = %code, key_id, "bank key revoked");
     Ok(())
 }
 
-async fn read(client: &impl GenericClient, code: &BankCode) -> Result<BankItem, ApiError> {
+async fn read(client: &impl GenericClient, code: &BankCode) -> Result<BankItem, AdminError> {
     client
         .query_opt(
             &format!("SELECT {BANK_COLUMNS} FROM banks b WHERE b.code = $1"),
@@ -230,11 +220,11 @@ async fn read(client: &impl GenericClient, code: &BankCode) -> Result<BankItem, 
         )
         .await?
         .as_ref()
-        .map(BankItem::from)
-        .ok_or_else(|| bank_not_found(code.as_str()))
+        .map(BankItem::from_row)
+        .ok_or_else(|| AdminError::BankNotFound(code.clone()))
 }
 
-async fn read_with_keys(client: &impl GenericClient, code: &BankCode) -> Result<Bank, ApiError> {
+async fn read_with_keys(client: &impl GenericClient, code: &BankCode) -> Result<Bank, AdminError> {
     let bank = read(client, code).await?;
     let keys = client
         .query(
@@ -262,68 +252,43 @@ async fn read_with_keys(client: &impl GenericClient, code: &BankCode) -> Result<
     })
 }
 
-pub async fn get(pool: &Pool, code: &BankCode) -> Result<Bank, ApiError> {
+pub async fn get(pool: &Pool, code: &BankCode) -> Result<Bank, AdminError> {
     let client = pool.get().await?;
     read_with_keys(&client, code).await
 }
 
-/// Up to `page.limit + 1` banks, newest first.
-pub async fn list(pool: &Pool, page: PageRequest) -> Result<Vec<BankItem>, ApiError> {
-    let client = pool.get().await?;
-    let fetch = page.limit + 1;
-    let rows = client
-        .query(
-            &format!(
-                "SELECT {BANK_COLUMNS} FROM banks b
-                 WHERE ($1::bigint IS NULL OR b.seq < $1)
-                 ORDER BY b.seq DESC LIMIT $2"
-            ),
-            &[&page.cursor, &fetch],
-        )
-        .await?;
-    Ok(rows.iter().map(BankItem::from).collect())
+/// One page of banks, newest first.
+pub async fn list(pool: &Pool, page: PageRequest) -> Result<Page<BankItem>, AdminError> {
+    let sql = format!(
+        "SELECT {BANK_COLUMNS} FROM banks b
+         WHERE ($1::bigint IS NULL OR b.seq < $1)
+         ORDER BY b.seq DESC LIMIT $2"
+    );
+    newest_first(pool, &sql, &[], page, BankItem::from_row, |b| b.seq).await
 }
 
-/// What a `PATCH` changes: only the fields it names.
-#[derive(Debug, Default)]
-pub struct BankChanges {
-    pub disabled: Option<bool>,
-    /// `Some(None)` clears the address.
-    pub refund_url: Option<Option<Url>>,
-}
+/// Sets a bank's `refund_url` and its switch, each only when given (see [`apply_changes`]).
+const UPDATE_BANK: &str = "UPDATE banks SET
+        refund_url = CASE WHEN $2 THEN $3 ELSE refund_url END,
+        disabled = coalesce($4, disabled),
+        updated_at = now()
+    WHERE code = $1";
 
-/// Applies `changes` and returns the bank as it is now.
-pub async fn update(pool: &Pool, code: &BankCode, changes: BankChanges) -> Result<Bank, ApiError> {
+/// Applies `changes` (the address is the `refund_url`) and returns the bank as it is now.
+pub async fn update(pool: &Pool, code: &BankCode, changes: Changes) -> Result<Bank, AdminError> {
     let client = pool.get().await?;
-    if changes.refund_url.is_some() || changes.disabled.is_some() {
-        let set_refund_url = changes.refund_url.is_some();
-        let refund_url = changes.refund_url.flatten().map(String::from);
-        let updated = client
-            .execute(
-                "UPDATE banks SET
-                     refund_url = CASE WHEN $2 THEN $3 ELSE refund_url END,
-                     disabled = coalesce($4, disabled),
-                     updated_at = now()
-                 WHERE code = $1",
-                &[
-                    &code.as_str(),
-                    &set_refund_url,
-                    &refund_url,
-                    &changes.disabled,
-                ],
-            )
-            .await?;
-        if updated == 0 {
-            return Err(bank_not_found(code.as_str()));
-        }
-        tracing::info!(bank = %code, refund_url_changed = set_refund_url, disabled = ?changes.disabled, "bank updated");
+    if !apply_changes(&client, UPDATE_BANK, code.as_str(), &changes).await? {
+        return Err(AdminError::BankNotFound(code.clone()));
+    }
+    if !changes.is_empty() {
+        tracing::info!(bank = %code, refund_url_changed = changes.address.is_some(), disabled = ?changes.disabled, "bank updated");
     }
     read_with_keys(&client, code).await
 }
 
 /// Whether the bank `code` is disabled; `false` for a bank that does not exist (whoever asks
 /// has verified a signature of this bank's key, so it exists).
-pub async fn is_disabled(pool: &Pool, code: &BankCode) -> Result<bool, ApiError> {
+pub async fn is_disabled(pool: &Pool, code: &BankCode) -> Result<bool, DbError> {
     let client = pool.get().await?;
     let statement = client
         .prepare_cached("SELECT disabled FROM banks WHERE code = $1")
@@ -332,8 +297,4 @@ pub async fn is_disabled(pool: &Pool, code: &BankCode) -> Result<bool, ApiError>
         .query_opt(&statement, &[&code.as_str()])
         .await?
         .is_some_and(|row| row.get(0)))
-}
-
-pub fn bank_not_found(code: &str) -> ApiError {
-    ApiError::not_found("bank_not_found", format!("no bank with code {code}"))
 }

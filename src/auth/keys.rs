@@ -17,13 +17,6 @@ pub fn random_secret(prefix: &str) -> String {
     format!("{prefix}_{}", URL_SAFE_NO_PAD.encode(bytes))
 }
 
-/// A short random identifier, e.g. a bank key id `kid_1f2e3d4c5b6a7988`.
-pub fn random_id(prefix: &str, bytes: usize) -> String {
-    let mut buf = vec![0u8; bytes];
-    getrandom::fill(&mut buf).expect("the operating system's random source is available");
-    format!("{prefix}_{}", hex::encode(buf))
-}
-
 /// How the API names an API key: `key_` and the row's number, e.g. `key_42`. It is safe in
 /// paths and query strings, and says nothing about the key itself.
 pub fn key_id(row_id: i64) -> String {

@@ -1,24 +1,30 @@
 //! Authentication and roles: bearer API keys, stored only as hashes (see `docs/api-guide.md`).
 
+pub mod extract;
 pub mod keys;
 
 use std::collections::HashMap;
-use std::future::Future;
-use std::pin::Pin;
-use std::rc::Rc;
 use std::sync::{LazyLock, Mutex};
 
-use actix_web::dev::{Payload, Service, ServiceRequest, ServiceResponse, Transform};
-use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use deadpool_postgres::GenericClient;
-use futures_util::future::LocalBoxFuture;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
-use crate::codes::AgencyCode;
-use crate::http::error::ApiError;
-use crate::http::AppState;
+use crate::db::DbError;
+use crate::domain::AgencyCode;
+
+/// Why a request's key is refused although it was found, or why it could not be looked up.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// The key belongs to an agency that an administrator disabled.
+    #[error("agency {0} is disabled; its keys are refused")]
+    AgencyDisabled(AgencyCode),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+crate::from_db_errors!(AuthError);
 
 /// What an API key may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, clap::ValueEnum)]
@@ -68,20 +74,6 @@ pub struct Principal {
     pub label: Option<String>,
 }
 
-impl Principal {
-    /// 403 `forbidden` unless the caller has one of `roles`.
-    pub fn require(&self, roles: &[Role]) -> Result<(), ApiError> {
-        if roles.contains(&self.role) {
-            Ok(())
-        } else {
-            Err(ApiError::Forbidden)
-        }
-    }
-}
-
-/// The longest `Authorization` value worth hashing; real keys are 47 characters.
-const MAX_API_KEY_CHARS: usize = 128;
-
 /// A key's label: whose key it is.
 pub const LABEL_MAX_CHARS: usize = 64;
 
@@ -95,108 +87,6 @@ pub fn parse_label(label: &str) -> Result<String, String> {
         return Err("must not contain the NUL character (U+0000)".to_owned());
     }
     Ok(label.to_owned())
-}
-
-/// The bearer key of a request, if it carries one worth looking up.
-fn bearer_key(req: &HttpRequest) -> Option<String> {
-    req.headers()
-        .get(actix_web::http::header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .map(str::trim)
-        .filter(|key| !key.is_empty() && key.len() <= MAX_API_KEY_CHARS)
-        .map(str::to_owned)
-}
-
-/// Looks `key` up: the caller, or why it is refused.
-async fn principal_for(state: &AppState, key: &str) -> Result<Principal, ApiError> {
-    let client = state.pool.get().await?;
-    authenticate(&client, key)
-        .await?
-        .ok_or(ApiError::Unauthenticated)
-}
-
-/// The outcome of [`AuthenticateFirst`], waiting in the request's extensions for the handler.
-struct Authenticated(Result<Principal, ApiError>);
-
-impl FromRequest for Principal {
-    type Error = ApiError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
-
-    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
-        let early = req.extensions_mut().remove::<Authenticated>();
-        let key = bearer_key(req);
-        let state = req.app_data::<web::Data<AppState>>().cloned();
-        Box::pin(async move {
-            if let Some(Authenticated(outcome)) = early {
-                return outcome;
-            }
-            let key = key.ok_or(ApiError::Unauthenticated)?;
-            let state = state.expect("AppState is registered on the app");
-            principal_for(&state, &key).await
-        })
-    }
-}
-
-/// Authenticates a request's bearer key before the handler's arguments are extracted.
-///
-/// A handler's arguments are extracted side by side, so without this a body that fails to
-/// parse (ready at once) would answer before the key's database lookup (which takes a round
-/// trip) could: a malformed body sent with an unknown key, or with a disabled agency's key,
-/// would answer 400 instead of 401 or 403. Done here, the outcome is ready before any body is
-/// read, and the [`Principal`] extractor answers first. Only `/v1/` requests that carry a
-/// bearer key are looked up; the others are passed on untouched.
-pub struct AuthenticateFirst;
-
-impl<S, B> Transform<S, ServiceRequest> for AuthenticateFirst
-where
-    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
-    B: 'static,
-{
-    type Response = ServiceResponse<B>;
-    type Error = actix_web::Error;
-    type Transform = AuthenticateFirstService<S>;
-    type InitError = ();
-    type Future = std::future::Ready<Result<Self::Transform, Self::InitError>>;
-
-    fn new_transform(&self, service: S) -> Self::Future {
-        std::future::ready(Ok(AuthenticateFirstService {
-            service: Rc::new(service),
-        }))
-    }
-}
-
-pub struct AuthenticateFirstService<S> {
-    service: Rc<S>,
-}
-
-impl<S, B> Service<ServiceRequest> for AuthenticateFirstService<S>
-where
-    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
-    B: 'static,
-{
-    type Response = ServiceResponse<B>;
-    type Error = actix_web::Error;
-    type Future = LocalBoxFuture<'static, Result<Self::Response, Self::Error>>;
-
-    actix_web::dev::forward_ready!(service);
-
-    fn call(&self, req: ServiceRequest) -> Self::Future {
-        let service = self.service.clone();
-        Box::pin(async move {
-            let key = req
-                .path()
-                .starts_with("/v1/")
-                .then(|| bearer_key(req.request()))
-                .flatten();
-            let state = req.app_data::<web::Data<AppState>>().cloned();
-            if let (Some(key), Some(state)) = (key, state) {
-                let outcome = principal_for(&state, &key).await;
-                req.extensions_mut().insert(Authenticated(outcome));
-            }
-            service.call(req).await
-        })
-    }
 }
 
 /// `last_used_at` is rewritten only when it is older than this, so a key that makes many
@@ -237,11 +127,11 @@ fn forget_use_write(hash: &[u8]) {
 }
 
 /// Finds the live key whose hash matches `key`. A key of a disabled agency is found and then
-/// refused with 403 `agency_disabled`; an unknown or revoked key is `None`.
+/// refused with [`AuthError::AgencyDisabled`]; an unknown or revoked key is `None`.
 pub async fn authenticate(
     client: &impl GenericClient,
     key: &str,
-) -> Result<Option<Principal>, ApiError> {
+) -> Result<Option<Principal>, AuthError> {
     let hash = keys::hash_api_key(key);
     let statement = client
         .prepare_typed_cached(
@@ -277,13 +167,9 @@ pub async fn authenticate(
         label: row.get(3),
     };
     if row.get::<_, bool>(6) {
-        return Err(ApiError::Refused {
-            code: "agency_disabled",
-            detail: format!(
-                "agency {} is disabled; its keys are refused",
-                principal.agency.as_ref().map_or("", AgencyCode::as_str)
-            ),
-        });
+        if let Some(agency) = principal.agency {
+            return Err(AuthError::AgencyDisabled(agency));
+        }
     }
     Ok(Some(principal))
 }

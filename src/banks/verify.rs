@@ -6,19 +6,31 @@ use actix_web::HttpRequest;
 use deadpool_postgres::Pool;
 use time::OffsetDateTime;
 
-use crate::codes::BankCode;
-use crate::http::error::ApiError;
+use crate::db::DbError;
+use crate::domain::BankCode;
 use crate::http::AppState;
 use crate::signature::{SignatureError, SignatureHeader, HEADER};
 use crate::telemetry::ReasonLabels;
 
-/// Returns the verified bank, or 401 `invalid_signature` / `signature_expired`.
+/// Why a signed request was not verified.
+#[derive(Debug, thiserror::Error)]
+pub enum Rejected {
+    /// The signature is missing, malformed, unknown, wrong or outside the tolerance (401).
+    #[error(transparent)]
+    Signature(#[from] SignatureError),
+    /// The bank's keys could not be read.
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+/// Returns the verified bank. A rejected signature is counted and logged here, so that every
+/// signed endpoint reports it alike.
 pub async fn verify(
     state: &AppState,
     bank_in_path: &str,
     req: &HttpRequest,
     body: &[u8],
-) -> Result<BankCode, ApiError> {
+) -> Result<BankCode, Rejected> {
     match check(
         &state.pool,
         bank_in_path,
@@ -42,20 +54,9 @@ pub async fn verify(
                 reason = err.reason(),
                 "bank signature rejected"
             );
-            Err(ApiError::Signature(err))
+            Err(Rejected::Signature(err))
         }
-        Err(Rejected::Api(err)) => Err(err),
-    }
-}
-
-enum Rejected {
-    Signature(SignatureError),
-    Api(ApiError),
-}
-
-impl From<SignatureError> for Rejected {
-    fn from(err: SignatureError) -> Self {
-        Rejected::Signature(err)
+        Err(err @ Rejected::Db(_)) => Err(err),
     }
 }
 
@@ -74,8 +75,7 @@ async fn check(
     let header = SignatureHeader::parse(value.to_str().map_err(|_| SignatureError::Malformed)?)?;
     let bank = BankCode::parse(bank_in_path).map_err(|_| SignatureError::UnknownKey)?;
     let secret = key_secret(pool, &bank, &header.kid)
-        .await
-        .map_err(Rejected::Api)?
+        .await?
         .ok_or(SignatureError::UnknownKey)?;
     header.verify(
         secret.as_bytes(),
@@ -86,7 +86,7 @@ async fn check(
     Ok(bank)
 }
 
-async fn key_secret(pool: &Pool, bank: &BankCode, kid: &str) -> Result<Option<String>, ApiError> {
+async fn key_secret(pool: &Pool, bank: &BankCode, kid: &str) -> Result<Option<String>, DbError> {
     let client = pool.get().await?;
     let statement = client
         .prepare_cached(

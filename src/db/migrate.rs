@@ -125,7 +125,7 @@ pub async fn run(client: &mut Client) -> Result<Vec<String>, MigrateError> {
 /// True when every migration is recorded with its checksum; no lock and no DDL, so any role that
 /// may read `schema_migrations` can ask. A missing or edited migration answers false, and the
 /// locked path below then applies or reports it.
-async fn up_to_date(client: &Client) -> Result<bool, MigrateError> {
+pub async fn up_to_date(client: &Client) -> Result<bool, MigrateError> {
     let exists: bool = client
         .query_one("SELECT to_regclass('schema_migrations') IS NOT NULL", &[])
         .await?

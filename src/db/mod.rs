@@ -7,12 +7,17 @@
 //! `migrations/0007_service_role.sql` and `docs/database.md`).
 
 pub mod embedded;
+pub mod error;
 pub mod migrate;
 pub mod settings;
+pub mod snapshot;
 
+pub use error::DbError;
+pub use snapshot::snapshot;
+
+use std::path::Path;
 use std::time::Duration;
 
-use crate::config::Config;
 use deadpool_postgres::{
     Manager, ManagerConfig, Pool, PoolConfig, RecyclingMethod, Runtime, Timeouts,
 };
@@ -57,24 +62,24 @@ pub struct Connections {
 }
 
 impl Database {
-    /// Resolves `DATABASE_URL`, or starts (or joins) the embedded cluster.
-    pub fn open(config: &Config) -> anyhow::Result<Database> {
-        if let Some(service) = &config.database_url {
+    /// Connects to `service` (`DATABASE_URL`), migrating as `migrations` when given and as
+    /// `service` otherwise; without `service`, starts (or joins) the embedded cluster under
+    /// `data_dir`. The values come from the configuration, which the caller reads.
+    pub fn open(
+        service: Option<&Settings>,
+        migrations: Option<&Settings>,
+        data_dir: &Path,
+    ) -> anyhow::Result<Database> {
+        if let Some(service) = service {
             return Ok(Database {
                 connections: Connections {
                     service: service.clone(),
-                    migrations: config
-                        .migration_database_url
-                        .clone()
-                        .unwrap_or_else(|| service.clone()),
+                    migrations: migrations.unwrap_or(service).clone(),
                 },
                 cluster: None,
             });
         }
-        let cluster = Cluster::start(
-            &config.data_dir.join("postgres"),
-            &ClusterOptions::default(),
-        )?;
+        let cluster = Cluster::start(&data_dir.join("postgres"), &ClusterOptions::default())?;
         // The bootstrap superuser owns the embedded database and migrates it; the service
         // connects as the service role, which the cluster lets log in over its private socket.
         Ok(Database {

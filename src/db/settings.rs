@@ -449,21 +449,21 @@ impl Connector {
             Verification::ChainAndName => {
                 builder.with_root_certificates(roots).with_no_client_auth()
             }
-            Verification::Chain => {
-                let verifier = WebPkiServerVerifier::builder_with_provider(roots, provider)
-                    .build()
-                    .expect("a non-empty root store builds a verifier");
+            Verification::Chain | Verification::None => {
+                let chain = (verification == Verification::Chain).then(|| {
+                    WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
+                        .build()
+                        .expect("a non-empty root store builds a verifier")
+                });
+                let verifier = LaxVerifier {
+                    chain,
+                    algorithms: provider.signature_verification_algorithms,
+                };
                 builder
                     .dangerous()
-                    .with_custom_certificate_verifier(Arc::new(ChainOnly(verifier)))
+                    .with_custom_certificate_verifier(Arc::new(verifier))
                     .with_no_client_auth()
             }
-            Verification::None => builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(AnyCertificate(
-                    provider.signature_verification_algorithms,
-                )))
-                .with_no_client_auth(),
         };
         Connector {
             inner: MakeRustlsConnect::new(config),
@@ -508,12 +508,20 @@ impl TlsConnect<Socket> for MaybeTls {
     }
 }
 
-/// `verify-ca`: the chain must lead to a trusted authority; the name in the certificate is not
-/// compared with the host.
+/// The verifier of `verify-ca` and of `prefer` and `require` without a CA file. Either way the
+/// handshake's signatures are checked, so the channel is encrypted to whoever holds the
+/// certificate's key.
 #[derive(Debug)]
-struct ChainOnly(Arc<WebPkiServerVerifier>);
+struct LaxVerifier {
+    /// `verify-ca`: the chain must lead to a trusted authority; the name in the certificate is
+    /// not compared with the host. `None` (`prefer`, `require`): any certificate, as libpq does,
+    /// so who holds the key stays unproven.
+    chain: Option<Arc<WebPkiServerVerifier>>,
+    /// The provider's algorithms, the same ones the chain's verifier uses.
+    algorithms: WebPkiSupportedAlgorithms,
+}
 
-impl ServerCertVerifier for ChainOnly {
+impl ServerCertVerifier for LaxVerifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -522,12 +530,12 @@ impl ServerCertVerifier for ChainOnly {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
+        let Some(chain) = &self.chain else {
+            return Ok(ServerCertVerified::assertion());
+        };
         // The web PKI verifier checks the chain first and the name last, so a name error means
         // the chain was good.
-        match self
-            .0
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-        {
+        match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
             )) => Ok(ServerCertVerified::assertion()),
@@ -541,7 +549,7 @@ impl ServerCertVerifier for ChainOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
     }
 
     fn verify_tls13_signature(
@@ -550,52 +558,11 @@ impl ServerCertVerifier for ChainOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
-    }
-}
-
-/// `prefer` and `require` without a CA file: any certificate, as libpq does. The handshake's
-/// signatures are still checked, so the channel is encrypted to whoever holds the certificate's
-/// key; who that is stays unproven.
-#[derive(Debug)]
-struct AnyCertificate(WebPkiSupportedAlgorithms);
-
-impl ServerCertVerifier for AnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_schemes()
+        self.algorithms.supported_schemes()
     }
 }
 

@@ -1,7 +1,10 @@
-//! Request bodies: read with a size limit, parsed as JSON, then validated field by field into
-//! domain types, collecting every invalid field so that one 422 names them all.
+//! Request bodies: read with a size limit (into memory, or spooled to a file), parsed as JSON,
+//! then validated field by field into domain types, collecting every invalid field so that one
+//! 422 names them all.
 
+use std::fs::File;
 use std::future::Future;
+use std::io::{Seek, Write};
 use std::pin::Pin;
 
 use actix_web::body::{EitherBody, MessageBody};
@@ -11,38 +14,87 @@ use actix_web::{FromRequest, HttpRequest};
 use futures_util::StreamExt;
 use serde_json::{Map, Value};
 
-use super::error::{ApiError, FieldError};
+use super::error::{ApiError, ErrorCode, FieldError};
 
 /// JSON bodies over 1 MiB answer 413 `payload_too_large`.
 pub const JSON_BODY_LIMIT_BYTES: usize = 1024 * 1024;
 
-/// Reads the whole body, refusing it as soon as it exceeds `limit_bytes` (so an oversized body
-/// is never buffered whole).
-pub async fn read_limited(
-    req: &HttpRequest,
-    payload: &mut Payload,
+/// A request body read chunk by chunk under a size limit: it is refused with 413
+/// `payload_too_large` as soon as its declared `Content-Length`, or the bytes read so far,
+/// exceed `limit_bytes`, so an oversized body is never read whole. Every body paygate reads
+/// goes through here, buffered ([`LimitedBody::read_all`]) or spooled to a file
+/// ([`LimitedBody::spool`]).
+pub struct LimitedBody<'a> {
+    payload: &'a mut Payload,
     limit_bytes: usize,
-) -> Result<Bytes, ApiError> {
-    let declared = req
-        .headers()
-        .get(actix_web::http::header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<usize>().ok());
-    if declared.is_some_and(|length| length > limit_bytes) {
-        return Err(ApiError::PayloadTooLarge { limit_bytes });
-    }
-    let mut body = BytesMut::with_capacity(declared.unwrap_or(0));
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|err| ApiError::BadRequest {
-            code: "malformed_body",
-            detail: format!("the body could not be read: {err}"),
-        })?;
-        if body.len() + chunk.len() > limit_bytes {
+    read_bytes: usize,
+    /// The `Content-Length` the client sent, at most `limit_bytes`.
+    declared_bytes: Option<usize>,
+}
+
+impl<'a> LimitedBody<'a> {
+    pub fn new(
+        req: &HttpRequest,
+        payload: &'a mut Payload,
+        limit_bytes: usize,
+    ) -> Result<Self, ApiError> {
+        let declared_bytes = req
+            .headers()
+            .get(actix_web::http::header::CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.parse::<usize>().ok());
+        if declared_bytes.is_some_and(|length| length > limit_bytes) {
             return Err(ApiError::PayloadTooLarge { limit_bytes });
         }
-        body.extend_from_slice(&chunk);
+        Ok(LimitedBody {
+            payload,
+            limit_bytes,
+            read_bytes: 0,
+            declared_bytes,
+        })
     }
-    Ok(body.freeze())
+
+    /// The next chunk of the body, or `None` at its end.
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>, ApiError> {
+        let Some(chunk) = self.payload.next().await else {
+            return Ok(None);
+        };
+        let chunk = chunk.map_err(|err| ApiError::BadRequest {
+            code: ErrorCode::MalformedBody,
+            detail: format!("the body could not be read: {err}"),
+        })?;
+        self.read_bytes += chunk.len();
+        if self.read_bytes > self.limit_bytes {
+            return Err(ApiError::PayloadTooLarge {
+                limit_bytes: self.limit_bytes,
+            });
+        }
+        Ok(Some(chunk))
+    }
+
+    /// Reads the whole body into memory.
+    pub async fn read_all(mut self) -> Result<Bytes, ApiError> {
+        let mut body = BytesMut::with_capacity(self.declared_bytes.unwrap_or(0));
+        while let Some(chunk) = self.next_chunk().await? {
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body.freeze())
+    }
+
+    /// Writes the whole body to an anonymous temporary file (deleted when closed) and returns
+    /// the file rewound to its start. For bodies too large to hold in memory (a bank's
+    /// statement): memory stays flat however large they are.
+    ///
+    /// A method to call rather than an extractor, so that a handler checks the key's role and
+    /// the query before it reads a body of up to `limit_bytes`.
+    pub async fn spool(mut self) -> Result<File, ApiError> {
+        let mut file = tempfile::tempfile().map_err(ApiError::internal)?;
+        while let Some(chunk) = self.next_chunk().await? {
+            file.write_all(&chunk).map_err(ApiError::internal)?;
+        }
+        file.rewind().map_err(ApiError::internal)?;
+        Ok(file)
+    }
 }
 
 /// The raw body bytes (at most 1 MiB), for signature checks that must see exactly what was sent.
@@ -56,7 +108,8 @@ impl FromRequest for RawBody {
         let req = req.clone();
         let mut payload = payload.take();
         Box::pin(async move {
-            read_limited(&req, &mut payload, JSON_BODY_LIMIT_BYTES)
+            LimitedBody::new(&req, &mut payload, JSON_BODY_LIMIT_BYTES)?
+                .read_all()
                 .await
                 .map(RawBody)
         })
@@ -147,7 +200,7 @@ pub fn nul_in_url(path: &str, query: &str) -> Option<ApiError> {
     // Percent-encoding sequences never overlap, so `%00` appears in the raw path exactly when
     // the decoded path holds a NUL (an encoded `%` is `%25`).
     if path.contains("%00") {
-        return Some(ApiError::not_found("not_found", "no such resource"));
+        return Some(ApiError::not_found(ErrorCode::NotFound, "no such resource"));
     }
     // Query strings are decoded like `web::Query` decodes them (`+` is a space).
     let errors: Vec<FieldError> = url::form_urlencoded::parse(query.as_bytes())
@@ -236,6 +289,16 @@ impl Validator {
             Err(ApiError::Validation(self.errors))
         }
     }
+
+    /// The typed input built from the fields read, or one 422 that lists every invalid field.
+    ///
+    /// `build` assembles the value from the `Option`s that `required`, `optional` and `check`
+    /// gave, with `?` on each: when no error was recorded, every required field is present, so
+    /// `build` gives `Some`. This is the one place where that is relied upon.
+    pub fn finish_with<T>(self, build: impl FnOnce() -> Option<T>) -> Result<T, ApiError> {
+        self.finish()?;
+        Ok(build().expect("a validator with no errors has every required field"))
+    }
 }
 
 /// The last segment of a dotted path: the key inside its own object.
@@ -279,6 +342,68 @@ mod tests {
 
     fn object(value: Value) -> Map<String, Value> {
         value.as_object().unwrap().clone()
+    }
+
+    /// A request and its body; `declared` replaces the body's true `Content-Length`.
+    fn request(body: &'static [u8], declared: Option<&str>) -> (HttpRequest, Payload) {
+        let mut request = actix_web::test::TestRequest::post().set_payload(body);
+        if let Some(declared) = declared {
+            request = request.insert_header((actix_web::http::header::CONTENT_LENGTH, declared));
+        }
+        request.to_http_parts()
+    }
+
+    fn too_large(err: ApiError) -> usize {
+        match err {
+            ApiError::PayloadTooLarge { limit_bytes } => limit_bytes,
+            other => panic!("expected payload_too_large, got {other:?}"),
+        }
+    }
+
+    /// Reads the body whole under a limit of 10 bytes: into memory, or spooled to a file and
+    /// read back from where the file stands.
+    async fn read(
+        req: &HttpRequest,
+        payload: &mut Payload,
+        spool: bool,
+    ) -> Result<Vec<u8>, ApiError> {
+        use std::io::Read;
+        let body = LimitedBody::new(req, payload, 10)?;
+        if !spool {
+            return Ok(body.read_all().await?.to_vec());
+        }
+        let mut file = body.spool().await?;
+        let mut spooled = Vec::new();
+        file.read_to_end(&mut spooled).unwrap();
+        Ok(spooled)
+    }
+
+    #[tokio::test]
+    async fn a_body_within_the_limit_is_read_whole_into_memory_or_a_rewound_file() {
+        for spool in [false, true] {
+            let (req, mut payload) = request(b"0123456789", None);
+            assert_eq!(
+                read(&req, &mut payload, spool).await.unwrap(),
+                b"0123456789",
+                "spooled: {spool}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_limit_is_refused_by_its_declared_length_or_as_it_streams() {
+        for spool in [false, true] {
+            // Declared over the limit: refused before a byte is read.
+            let (req, mut payload) = request(b"", Some("11"));
+            let err = read(&req, &mut payload, spool).await.unwrap_err();
+            assert_eq!(too_large(err), 10, "spooled: {spool}");
+            // Declared within the limit, or not a number, but longer: refused as it streams.
+            for declared in ["1", "many"] {
+                let (req, mut payload) = request(b"0123456789x", Some(declared));
+                let err = read(&req, &mut payload, spool).await.unwrap_err();
+                assert_eq!(too_large(err), 10, "{declared}, spooled: {spool}");
+            }
+        }
     }
 
     #[test]
@@ -373,19 +498,22 @@ mod tests {
         let names: Vec<&str> = fields.iter().map(|(f, _)| f.as_str()).collect();
         assert_eq!(names, ["reference", "x\\u0000", "cursor"]);
         let err = nul_in_url("/v1/reconciliations/run%00", "").unwrap();
-        assert_eq!(err.code(), "not_found");
+        assert_eq!(err.code(), ErrorCode::NotFound);
     }
 
     #[test]
     fn a_body_that_is_not_an_object_or_not_json_is_refused() {
         assert_eq!(
             parse_object(b"[1]").unwrap_err().code(),
-            "validation_failed"
+            ErrorCode::ValidationFailed
         );
         assert_eq!(
             parse_object(b"{\"a\":").unwrap_err().code(),
-            "malformed_json"
+            ErrorCode::MalformedJson
         );
-        assert_eq!(parse_object(b"").unwrap_err().code(), "malformed_json");
+        assert_eq!(
+            parse_object(b"").unwrap_err().code(),
+            ErrorCode::MalformedJson
+        );
     }
 }

@@ -10,26 +10,10 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::db::error::is_transient_sqlstate;
+pub use crate::db::error::DbError;
+pub use crate::domain::FieldError;
 use crate::signature::SignatureError;
-
-/// One invalid input field, named by its dotted path.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
-pub struct FieldError {
-    /// Dotted path of the field, e.g. `details.tax_code`.
-    #[schema(example = "details.tax_code")]
-    pub field: String,
-    #[schema(example = "must match ^[0-9]{10}(-[0-9]{3})?$")]
-    pub message: String,
-}
-
-impl FieldError {
-    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        FieldError {
-            field: field.into(),
-            message: message.into(),
-        }
-    }
-}
 
 /// RFC 9457 problem details, as every error answer carries them.
 #[derive(Debug, Serialize, ToSchema)]
@@ -49,10 +33,153 @@ pub struct Problem {
     pub status: u16,
     pub detail: String,
     /// Stable machine-readable code; clients branch on this, never on `title` or `detail`.
-    pub code: String,
+    pub code: ErrorCode,
     /// Present for `validation_failed`: every invalid field.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub errors: Option<Vec<FieldError>>,
+}
+
+// `docs/api-guide.md` lists these codes with their statuses; a test holds the list against the
+// OpenAPI document, so a code cannot be added or documented on one side only.
+/// Every stable, machine-readable `code` an error answer can carry; clients branch on these,
+/// never on `title` or `detail`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// the body is not JSON at all.
+    MalformedJson,
+    /// the body could not be read.
+    MalformedBody,
+    /// a create without a usable `Idempotency-Key`.
+    IdempotencyKeyRequired,
+    /// no API key, or an unknown or revoked one.
+    Unauthenticated,
+    /// a bank request whose signature does not verify.
+    InvalidSignature,
+    /// a correctly signed bank request that is too old or too new.
+    SignatureExpired,
+    /// the key's role may not make this request.
+    Forbidden,
+    /// a request with the key of a disabled agency.
+    AgencyDisabled,
+    /// an inquiry from a disabled bank.
+    BankDisabled,
+    /// no such endpoint or resource.
+    NotFound,
+    /// no such order.
+    PaymentNotFound,
+    /// no agency with that code.
+    AgencyNotFound,
+    /// no bank with that code.
+    BankNotFound,
+    /// no such API key or signing key.
+    KeyNotFound,
+    /// no such event.
+    EventNotFound,
+    /// no such reconciliation run.
+    ReconciliationNotFound,
+    /// an agency or bank with that code exists.
+    DuplicateCode,
+    /// an active order with that reference exists.
+    DuplicateReference,
+    /// a create with the same key is in flight.
+    IdempotencyKeyInUse,
+    /// the order is paid or expired.
+    NotCancellable,
+    /// a `bank_txn_id` reused with different content.
+    BankTxnConflict,
+    /// the same callback is being applied at this moment.
+    CallbackInFlight,
+    /// revoking the last live admin key.
+    LastAdminKey,
+    /// the body is over its limit.
+    PayloadTooLarge,
+    /// one or more fields are invalid.
+    ValidationFailed,
+    /// a key reused with a different body.
+    IdempotencyKeyReused,
+    /// a callback's amount or currency differs from the order's.
+    AmountMismatch,
+    /// a fault in paygate.
+    InternalError,
+    /// the database is unavailable: retry later.
+    Unavailable,
+}
+
+impl ErrorCode {
+    /// Every code, so that lists and tests never miss one.
+    pub const ALL: [ErrorCode; 29] = [
+        ErrorCode::MalformedJson,
+        ErrorCode::MalformedBody,
+        ErrorCode::IdempotencyKeyRequired,
+        ErrorCode::Unauthenticated,
+        ErrorCode::InvalidSignature,
+        ErrorCode::SignatureExpired,
+        ErrorCode::Forbidden,
+        ErrorCode::AgencyDisabled,
+        ErrorCode::BankDisabled,
+        ErrorCode::NotFound,
+        ErrorCode::PaymentNotFound,
+        ErrorCode::AgencyNotFound,
+        ErrorCode::BankNotFound,
+        ErrorCode::KeyNotFound,
+        ErrorCode::EventNotFound,
+        ErrorCode::ReconciliationNotFound,
+        ErrorCode::DuplicateCode,
+        ErrorCode::DuplicateReference,
+        ErrorCode::IdempotencyKeyInUse,
+        ErrorCode::NotCancellable,
+        ErrorCode::BankTxnConflict,
+        ErrorCode::CallbackInFlight,
+        ErrorCode::LastAdminKey,
+        ErrorCode::PayloadTooLarge,
+        ErrorCode::ValidationFailed,
+        ErrorCode::IdempotencyKeyReused,
+        ErrorCode::AmountMismatch,
+        ErrorCode::InternalError,
+        ErrorCode::Unavailable,
+    ];
+
+    /// The code as the wire carries it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::MalformedJson => "malformed_json",
+            ErrorCode::MalformedBody => "malformed_body",
+            ErrorCode::IdempotencyKeyRequired => "idempotency_key_required",
+            ErrorCode::Unauthenticated => "unauthenticated",
+            ErrorCode::InvalidSignature => "invalid_signature",
+            ErrorCode::SignatureExpired => "signature_expired",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::AgencyDisabled => "agency_disabled",
+            ErrorCode::BankDisabled => "bank_disabled",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::PaymentNotFound => "payment_not_found",
+            ErrorCode::AgencyNotFound => "agency_not_found",
+            ErrorCode::BankNotFound => "bank_not_found",
+            ErrorCode::KeyNotFound => "key_not_found",
+            ErrorCode::EventNotFound => "event_not_found",
+            ErrorCode::ReconciliationNotFound => "reconciliation_not_found",
+            ErrorCode::DuplicateCode => "duplicate_code",
+            ErrorCode::DuplicateReference => "duplicate_reference",
+            ErrorCode::IdempotencyKeyInUse => "idempotency_key_in_use",
+            ErrorCode::NotCancellable => "not_cancellable",
+            ErrorCode::BankTxnConflict => "bank_txn_conflict",
+            ErrorCode::CallbackInFlight => "callback_in_flight",
+            ErrorCode::LastAdminKey => "last_admin_key",
+            ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::ValidationFailed => "validation_failed",
+            ErrorCode::IdempotencyKeyReused => "idempotency_key_reused",
+            ErrorCode::AmountMismatch => "amount_mismatch",
+            ErrorCode::InternalError => "internal_error",
+            ErrorCode::Unavailable => "unavailable",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -63,9 +190,9 @@ pub enum ApiError {
     Forbidden,
     /// 403 with a code of its own: the caller is known but refused (e.g. `agency_disabled`).
     #[error("{detail}")]
-    Refused { code: &'static str, detail: String },
+    Refused { code: ErrorCode, detail: String },
     #[error("{detail}")]
-    NotFound { code: &'static str, detail: String },
+    NotFound { code: ErrorCode, detail: String },
     #[error("{} invalid", plural_fields(.0.len()))]
     Validation(Vec<FieldError>),
     #[error("the body is not valid JSON: {0}")]
@@ -73,11 +200,11 @@ pub enum ApiError {
     #[error("the body is larger than {limit_bytes} bytes")]
     PayloadTooLarge { limit_bytes: usize },
     #[error("{detail}")]
-    BadRequest { code: &'static str, detail: String },
+    BadRequest { code: ErrorCode, detail: String },
     #[error("{detail}")]
-    Conflict { code: &'static str, detail: String },
+    Conflict { code: ErrorCode, detail: String },
     #[error("{detail}")]
-    Unprocessable { code: &'static str, detail: String },
+    Unprocessable { code: ErrorCode, detail: String },
     #[error("{0}")]
     Signature(SignatureError),
     /// The service cannot answer now but will on a retry: the database is away or overloaded,
@@ -105,14 +232,14 @@ fn plural_fields(n: usize) -> String {
 }
 
 impl ApiError {
-    pub fn not_found(code: &'static str, detail: impl Into<String>) -> Self {
+    pub fn not_found(code: ErrorCode, detail: impl Into<String>) -> Self {
         ApiError::NotFound {
             code,
             detail: detail.into(),
         }
     }
 
-    pub fn conflict(code: &'static str, detail: impl Into<String>) -> Self {
+    pub fn conflict(code: ErrorCode, detail: impl Into<String>) -> Self {
         ApiError::Conflict {
             code,
             detail: detail.into(),
@@ -128,22 +255,22 @@ impl ApiError {
     }
 
     /// The stable code for this error, which clients branch on.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            ApiError::Unauthenticated => "unauthenticated",
-            ApiError::Forbidden => "forbidden",
-            ApiError::Validation(_) => "validation_failed",
-            ApiError::MalformedJson(_) => "malformed_json",
-            ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::Unauthenticated => ErrorCode::Unauthenticated,
+            ApiError::Forbidden => ErrorCode::Forbidden,
+            ApiError::Validation(_) => ErrorCode::ValidationFailed,
+            ApiError::MalformedJson(_) => ErrorCode::MalformedJson,
+            ApiError::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
             ApiError::NotFound { code, .. }
             | ApiError::BadRequest { code, .. }
             | ApiError::Conflict { code, .. }
             | ApiError::Refused { code, .. }
-            | ApiError::Unprocessable { code, .. } => code,
-            ApiError::Signature(SignatureError::Expired) => "signature_expired",
-            ApiError::Signature(_) => "invalid_signature",
-            ApiError::Unavailable(_) => "unavailable",
-            ApiError::Internal(_) => "internal_error",
+            | ApiError::Unprocessable { code, .. } => *code,
+            ApiError::Signature(SignatureError::Expired) => ErrorCode::SignatureExpired,
+            ApiError::Signature(_) => ErrorCode::InvalidSignature,
+            ApiError::Unavailable(_) => ErrorCode::Unavailable,
+            ApiError::Internal(_) => ErrorCode::InternalError,
         }
     }
 
@@ -182,7 +309,7 @@ impl ApiError {
             title: self.title().to_owned(),
             status: self.status_code().as_u16(),
             detail: self.client_detail(),
-            code: code.to_owned(),
+            code,
             errors: match self {
                 ApiError::Validation(errors) => Some(errors.clone()),
                 _ => None,
@@ -233,6 +360,15 @@ impl From<deadpool_postgres::PoolError> for ApiError {
     }
 }
 
+impl From<DbError> for ApiError {
+    fn from(err: DbError) -> Self {
+        match err {
+            DbError::Pool(err) => err.into(),
+            DbError::Query(err) => err.into(),
+        }
+    }
+}
+
 /// An error's text followed by the texts of its causes: the driver puts the server's message
 /// (`FATAL: ...`) in a cause, and the log needs it.
 fn with_causes(err: &dyn std::error::Error) -> String {
@@ -263,30 +399,6 @@ impl From<tokio_postgres::Error> for ApiError {
             ApiError::Internal(err.into())
         }
     }
-}
-
-/// Whether a statement that failed with this SQLSTATE would succeed if the client retried it
-/// later, so that the answer is 503 `unavailable` rather than an internal error:
-///
-/// - class 08: the connection broke or could not be made;
-/// - 40001 and 40P01: the transaction lost a serialization conflict or was chosen as a
-///   deadlock's victim; nothing of it was kept, and running it again succeeds;
-/// - 53300: the server has no connection slot left;
-/// - 55P03: a lock wait ran past `lock_timeout`;
-/// - 57P01, 57P02, 57P03: the server is shutting down, crashed, or is still starting.
-pub fn is_transient_sqlstate(code: &str) -> bool {
-    code.starts_with("08")
-        || matches!(
-            code,
-            "40001" | "40P01" | "53300" | "55P03" | "57P01" | "57P02" | "57P03"
-        )
-}
-
-/// The name of the constraint a statement violated, if it violated one.
-pub fn violated_constraint(err: &tokio_postgres::Error) -> Option<&str> {
-    let db_error = err.as_db_error()?;
-    let integrity = db_error.code().code().starts_with("23");
-    integrity.then(|| db_error.constraint()).flatten()
 }
 
 #[cfg(test)]
@@ -332,7 +444,7 @@ mod tests {
         assert_eq!(err.status_code(), StatusCode::SERVICE_UNAVAILABLE);
         let problem = err.problem();
         assert_eq!(problem.detail, UNAVAILABLE_DETAIL);
-        assert_eq!(problem.code, "unavailable");
+        assert_eq!(problem.code, ErrorCode::Unavailable);
         let body = serde_json::to_string(&problem).unwrap();
         for leak in [
             "password",
@@ -386,14 +498,14 @@ mod tests {
     fn signature_errors_map_to_the_two_signature_codes() {
         assert_eq!(
             ApiError::Signature(SignatureError::Expired).code(),
-            "signature_expired"
+            ErrorCode::SignatureExpired
         );
         for err in [
             SignatureError::Malformed,
             SignatureError::UnknownKey,
             SignatureError::BadMac,
         ] {
-            assert_eq!(ApiError::Signature(err).code(), "invalid_signature");
+            assert_eq!(ApiError::Signature(err).code(), ErrorCode::InvalidSignature);
             assert_eq!(
                 ApiError::Signature(err).status_code(),
                 StatusCode::UNAUTHORIZED

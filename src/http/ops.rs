@@ -1,13 +1,21 @@
 //! Endpoints for operators: liveness, readiness, metrics, the API document and its page.
+//!
+//! The page is Swagger UI. Its files are built into the binary (the `vendored` feature of
+//! `utoipa-swagger-ui`), so `/docs` works on a network without internet access, and it reads the
+//! same `/openapi.json` that this module serves.
 
+use std::borrow::Cow;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
+use actix_web::web::Bytes;
 use actix_web::{web, HttpResponse};
 use deadpool_postgres::Timeouts;
 use serde::Serialize;
 use utoipa::ToSchema;
+use utoipa_swagger_ui::Config as SwaggerUiConfig;
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorCode};
 use super::AppState;
 
 /// Readiness must answer fast even when the database hangs: a probe that times out is as bad
@@ -19,7 +27,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/readyz", web::get().to(readyz))
         .route("/metrics", web::get().to(metrics))
         .route("/openapi.json", web::get().to(openapi_json))
-        .route("/docs", web::get().to(docs));
+        .route("/docs", web::get().to(docs))
+        .route("/docs/{file:.*}", web::get().to(docs_file));
 }
 
 #[derive(Serialize, ToSchema)]
@@ -95,8 +104,73 @@ pub async fn openapi_json(state: web::Data<AppState>) -> HttpResponse {
 /// A human-readable API reference, rendered from the OpenAPI document; works offline.
 #[utoipa::path(get, path = "/docs", tag = "operations", security(()),
     responses((status = 200, description = "HTML page", body = String, content_type = "text/html")))]
-pub async fn docs(state: web::Data<AppState>) -> HttpResponse {
+pub async fn docs() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
-        .body(state.docs_html.clone())
+        .body(DOCS_PAGE.as_str())
+}
+
+/// Where Swagger UI's own files are served; `/docs/` itself is the page.
+const DOCS_FILES_PATH: &str = "/docs/";
+
+/// Swagger UI's settings: it reads paygate's one document, and the online validator (which
+/// would send the document to swagger.io and show a badge fetched from there) is off.
+static SWAGGER_UI: LazyLock<Arc<SwaggerUiConfig<'static>>> =
+    LazyLock::new(|| Arc::new(SwaggerUiConfig::new(["/openapi.json"]).validator_url("none")));
+
+/// Swagger UI's page. Its files are named relative to it (`./swagger-ui.css`), so a `<base>`
+/// makes the same page work at `/docs` as at `/docs/`.
+static DOCS_PAGE: LazyLock<String> = LazyLock::new(|| {
+    let page = swagger_ui_file("index.html").expect("Swagger UI has an index.html");
+    let page = String::from_utf8(page.bytes.into_owned()).expect("Swagger UI's page is UTF-8");
+    assert!(page.contains("<head>"), "Swagger UI's page has a head");
+    page.replacen(
+        "<head>",
+        &format!("<head>\n    <base href=\"{DOCS_FILES_PATH}\">"),
+        1,
+    )
+});
+
+fn swagger_ui_file(name: &str) -> Option<utoipa_swagger_ui::SwaggerFile<'static>> {
+    utoipa_swagger_ui::serve(name, SWAGGER_UI.clone())
+        // Only the initializer is formatted (with the settings above, which always serialise).
+        .expect("Swagger UI's settings serialise")
+}
+
+/// Swagger UI's files (scripts, style sheets, icons), and its page at `/docs/`.
+async fn docs_file(file: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let file = file.into_inner();
+    if file.is_empty() || file == "index.html" {
+        return Ok(docs().await);
+    }
+    let found = swagger_ui_file(&file)
+        .ok_or_else(|| ApiError::not_found(ErrorCode::NotFound, "no such resource"))?;
+    // The files are built into the binary: serve them without copying (a copy of the script
+    // bundle would be over a megabyte per request).
+    let bytes = match found.bytes {
+        Cow::Borrowed(bytes) => Bytes::from_static(bytes),
+        Cow::Owned(bytes) => Bytes::from(bytes),
+    };
+    Ok(HttpResponse::Ok()
+        .content_type(found.content_type)
+        .body(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_docs_page_names_its_files_under_docs_and_the_ui_reads_openapi_json() {
+        assert!(
+            DOCS_PAGE.contains("<base href=\"/docs/\">"),
+            "{}",
+            *DOCS_PAGE
+        );
+        assert!(DOCS_PAGE.contains("./swagger-ui-bundle.js"));
+        let initializer = swagger_ui_file("swagger-initializer.js").unwrap();
+        let initializer = String::from_utf8(initializer.bytes.into_owned()).unwrap();
+        assert!(initializer.contains("\"/openapi.json\""), "{initializer}");
+        assert!(!initializer.contains("{{config}}"), "{initializer}");
+    }
 }

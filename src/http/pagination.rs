@@ -8,11 +8,24 @@ use std::collections::HashMap;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::Serialize;
+use utoipa::{IntoParams, ToSchema};
 
 use super::body::Validator;
 
 pub const DEFAULT_LIMIT: i64 = 100;
 pub const MAX_LIMIT: i64 = 500;
+
+/// Documents `limit` and `cursor` for every list's `params(...)`; [`PageRequest::parse`] reads
+/// them.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // Documents the query; the handlers validate it parameter by parameter.
+pub struct PageParams {
+    /// 1-500, default 100
+    limit: Option<i64>,
+    /// `next_cursor` of the previous page
+    cursor: Option<String>,
+}
 
 /// A page request: how many items, and after which position.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,10 +74,11 @@ fn decode_cursor(cursor: &str) -> Option<i64> {
 }
 
 /// One page of a list: `{"items": [...], "next_cursor": "..." | null}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Page<T> {
     pub items: Vec<T>,
     /// Pass as `cursor` for the next page; `null` on the last page.
+    #[schema(required = true)]
     pub next_cursor: Option<String>,
 }
 

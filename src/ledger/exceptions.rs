@@ -1,14 +1,11 @@
 //! Callbacks kept for investigation: money taken into suspense, and rejected callbacks.
 
-use deadpool_postgres::{GenericClient, Pool};
-use rust_decimal::Decimal;
+use deadpool_postgres::GenericClient;
 use serde::Serialize;
 use time::OffsetDateTime;
-use tokio_postgres::types::ToSql;
 use utoipa::ToSchema;
 
-use crate::codes::BankCode;
-use crate::http::error::ApiError;
+use crate::domain::{Amount, BankCode, BankTxnId, PaymentId};
 
 /// Why a callback is listed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,12 +27,12 @@ impl Reason {
     }
 }
 
-/// One record for investigation.
+/// One record for investigation, as the callback code builds it.
 pub struct NewException<'a> {
     pub bank: &'a BankCode,
-    pub bank_txn_id: &'a str,
-    pub payment_id: &'a str,
-    pub amount: Decimal,
+    pub bank_txn_id: &'a BankTxnId,
+    pub payment_id: &'a PaymentId,
+    pub amount: Amount,
     pub currency: &'a str,
     pub paid_at: Option<OffsetDateTime>,
     pub reason: Reason,
@@ -60,9 +57,9 @@ pub async fn record(
             &statement,
             &[
                 &e.bank.as_str(),
-                &e.bank_txn_id,
-                &e.payment_id,
-                &e.amount,
+                &e.bank_txn_id.as_str(),
+                &e.payment_id.as_str(),
+                &e.amount.decimal(),
                 &e.currency,
                 &e.paid_at,
                 &e.reason.as_str(),
@@ -106,54 +103,12 @@ pub struct ExceptionItem {
     pub seq: i64,
 }
 
-#[derive(Debug, Default)]
+/// Which exceptions to list: newest first, up to `limit`, below the cursor `before`.
+#[derive(Debug)]
 pub struct ListFilter {
     pub bank: Option<BankCode>,
     pub from: Option<OffsetDateTime>,
     pub to: Option<OffsetDateTime>,
     pub before: Option<i64>,
     pub limit: i64,
-}
-
-/// Newest first, up to `limit + 1` rows.
-pub async fn list(pool: &Pool, filter: &ListFilter) -> Result<Vec<ExceptionItem>, ApiError> {
-    let bank = filter.bank.as_ref().map(BankCode::as_str);
-    let fetch = filter.limit + 1;
-    let params: [&(dyn ToSql + Sync); 5] =
-        [&bank, &filter.from, &filter.to, &filter.before, &fetch];
-    let client = pool.get().await?;
-    let rows = client
-        .query(
-            "SELECT id, reason, bank_code, bank_txn_id, payment_id, amount, currency, paid_at,
-                    detail, created_at, callback_id IS NOT NULL
-             FROM callback_exceptions
-             WHERE ($1::text IS NULL OR bank_code = $1)
-               AND ($2::timestamptz IS NULL OR created_at >= $2)
-               AND ($3::timestamptz IS NULL OR created_at < $3)
-               AND ($4::bigint IS NULL OR id < $4)
-             ORDER BY id DESC LIMIT $5",
-            &params,
-        )
-        .await?;
-    Ok(rows
-        .iter()
-        .map(|row| {
-            let id: i64 = row.get(0);
-            let amount: Decimal = row.get(5);
-            ExceptionItem {
-                id: format!("exc_{id:016x}"),
-                kind: if row.get(10) { "suspense" } else { "rejected" },
-                reason: row.get(1),
-                bank: row.get(2),
-                bank_txn_id: row.get(3),
-                payment_id: row.get(4),
-                amount: amount.normalize().to_string(),
-                currency: row.get(6),
-                paid_at: row.get(7),
-                detail: row.get(8),
-                created_at: row.get(9),
-                seq: id,
-            }
-        })
-        .collect())
 }

@@ -16,10 +16,12 @@ use time::OffsetDateTime;
 use tokio::sync::watch;
 
 use super::resolver::outgoing_client;
+use super::store::EventStatus;
 use crate::admin::agencies::PREVIOUS_SECRET_WINDOW_S;
 use crate::admin::notify_url;
 use crate::config::Config;
-use crate::http::error::ApiError;
+use crate::db::DbError;
+use crate::domain::{AgencyCode, EventId};
 use crate::telemetry::{Metrics, OutcomeLabels};
 
 /// Events claimed per round.
@@ -39,14 +41,24 @@ pub const PREVIOUS_SIGNATURE_HEADER: &str = "Paygate-Signature-Previous";
 /// Error texts are cut to this length before they are stored.
 const MAX_ERROR_CHARS: usize = 500;
 
+/// Why a round of delivery stopped early: the database failed. (A failed POST is no error of
+/// the worker: it is an attempt's outcome, recorded on the event.)
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+crate::from_db_errors!(DeliveryError);
+
 /// A claimed event, ready to send.
 #[derive(Debug)]
 struct Claimed {
-    id: String,
+    id: EventId,
     event_type: String,
     created_at: OffsetDateTime,
     payment: Value,
-    agency: String,
+    agency: AgencyCode,
     notify_url: String,
     notify_secret: String,
     /// The secret a rotation replaced, while notifications still carry a signature made with
@@ -107,7 +119,7 @@ impl Deliverer {
         }
     }
 
-    async fn drain(&self, shutdown: &watch::Receiver<bool>) -> Result<(), ApiError> {
+    async fn drain(&self, shutdown: &watch::Receiver<bool>) -> Result<(), DeliveryError> {
         loop {
             let claimed = self.claim().await?;
             let full = claimed.len() as i64 == CLAIM_BATCH_ROWS;
@@ -128,7 +140,7 @@ impl Deliverer {
         }
     }
 
-    async fn claim(&self) -> Result<Vec<Claimed>, ApiError> {
+    async fn claim(&self) -> Result<Vec<Claimed>, DeliveryError> {
         let client = self.pool.get().await?;
         let statement = client
             .prepare_cached(
@@ -156,11 +168,11 @@ impl Deliverer {
         Ok(rows
             .iter()
             .map(|row| Claimed {
-                id: row.get(0),
+                id: EventId::from_trusted(row.get(0)),
                 event_type: row.get(1),
                 created_at: row.get(2),
                 payment: row.get(3),
-                agency: row.get(4),
+                agency: AgencyCode::parse(row.get(4)).expect("agency codes are constrained"),
                 notify_url: row.get(5),
                 notify_secret: row.get(6),
                 lease: row.get(7),
@@ -175,10 +187,10 @@ impl Deliverer {
             client
                 .execute(
                     "UPDATE events SET locked_until = NULL WHERE id = $1 AND locked_until = $2",
-                    &[&event.id, &event.lease],
+                    &[&event.id.as_str(), &event.lease],
                 )
                 .await?;
-            Ok::<_, ApiError>(())
+            Ok::<_, DeliveryError>(())
         };
         if let Err(err) = released.await {
             tracing::warn!(event_id = %event.id, error = %err, "could not release a claimed event");
@@ -253,7 +265,7 @@ impl Deliverer {
         let timestamp = OffsetDateTime::now_utc().unix_timestamp();
         let signature = crate::signature::sign(
             event.notify_secret.as_bytes(),
-            &event.agency,
+            event.agency.as_str(),
             timestamp,
             &body,
         );
@@ -261,13 +273,17 @@ impl Deliverer {
             .http
             .post(url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header("Paygate-Event-Id", &event.id)
+            .header("Paygate-Event-Id", event.id.as_str())
             .header(crate::signature::HEADER, signature);
         if let Some(previous) = &event.previous_notify_secret {
             // The same scheme and timestamp, with the secret the last rotation replaced, so an
             // agency still verifying with it loses nothing while it switches over.
-            let signature =
-                crate::signature::sign(previous.as_bytes(), &event.agency, timestamp, &body);
+            let signature = crate::signature::sign(
+                previous.as_bytes(),
+                event.agency.as_str(),
+                timestamp,
+                &body,
+            );
             request = request.header(PREVIOUS_SIGNATURE_HEADER, signature);
         }
         let mut response = request.body(body).send().await.map_err(describe)?;
@@ -289,7 +305,7 @@ impl Deliverer {
     /// the row as it is now, not as it was when claimed; and if the event was redelivered
     /// meanwhile (which voids the lease), only the attempt is counted: the redelivery's fresh
     /// schedule stands.
-    async fn record(&self, event: &Claimed, outcome: &Outcome) -> Result<bool, ApiError> {
+    async fn record(&self, event: &Claimed, outcome: &Outcome) -> Result<bool, DeliveryError> {
         let delivered = outcome.error.is_none();
         let error = outcome
             .error
@@ -315,14 +331,14 @@ impl Deliverer {
                      locked_until = NULL
                  WHERE id = $1 AND locked_until = $2
                  RETURNING status",
-                &[&event.id, &event.lease, &delivered, &error, &schedule],
+                &[&event.id.as_str(), &event.lease, &delivered, &error, &schedule],
             )
             .await?;
         if updated.is_none() {
             transaction
                 .execute(
                     "UPDATE events SET attempts = attempts + 1 WHERE id = $1",
-                    &[&event.id],
+                    &[&event.id.as_str()],
                 )
                 .await?;
             tracing::info!(event_id = %event.id, "the event was redelivered (or its lease ran out) during an attempt; only the attempt is counted");
@@ -332,7 +348,7 @@ impl Deliverer {
                 "INSERT INTO event_attempts (event_id, started_at, duration_ms, http_status, error)
                  VALUES ($1, $2, $3, $4, $5)",
                 &[
-                    &event.id,
+                    &event.id.as_str(),
                     &outcome.started_at,
                     &duration_ms,
                     &outcome.http_status.map(|s| s as i16),
@@ -341,7 +357,7 @@ impl Deliverer {
             )
             .await?;
         transaction.commit().await?;
-        Ok(updated.is_some_and(|row| row.get::<_, &str>(0) == "dead"))
+        Ok(updated.is_some_and(|row| EventStatus::from_db(row.get(0)) == EventStatus::Dead))
     }
 
     async fn update_queue_depth(&self) {
@@ -353,7 +369,7 @@ impl Deliverer {
                     &[],
                 )
                 .await?;
-            Ok::<i64, ApiError>(row.get(0))
+            Ok::<i64, DeliveryError>(row.get(0))
         };
         if let Ok(depth) = depth.await {
             self.metrics.notify_queue_depth.set(depth);

@@ -6,5 +6,6 @@ pub mod delivery;
 pub mod http;
 pub mod outbox;
 mod resolver;
+pub mod store;
 
 pub use http::configure;

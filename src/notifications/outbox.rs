@@ -2,8 +2,9 @@
 
 use deadpool_postgres::GenericClient;
 
-use crate::auth::keys;
-use crate::payments::model::Payment;
+use serde_json::Value;
+
+use crate::domain::{AgencyCode, EventId, PaymentId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventType {
@@ -22,12 +23,14 @@ impl EventType {
     }
 }
 
-/// Records that `payment` changed; call it inside the transaction that made the change, so the
-/// event exists exactly when the change does.
+/// Records that an agency's order changed, with the order as it now answers (`payment`); call it
+/// inside the transaction that made the change, so the event exists exactly when the change does.
 pub async fn record(
     client: &impl GenericClient,
-    payment: &Payment,
+    agency: &AgencyCode,
+    payment_id: &PaymentId,
     event: EventType,
+    payment: &Value,
 ) -> Result<(), tokio_postgres::Error> {
     let statement = client
         .prepare_cached(
@@ -39,11 +42,11 @@ pub async fn record(
         .execute(
             &statement,
             &[
-                &keys::random_id("evt", 12),
-                &payment.agency,
-                &payment.id,
+                &EventId::generate().as_str(),
+                &agency.as_str(),
+                &payment_id.as_str(),
                 &event.as_str(),
-                &payment.to_json(),
+                payment,
             ],
         )
         .await?;

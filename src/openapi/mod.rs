@@ -1,19 +1,16 @@
 //! The OpenAPI 3.1 document, generated from the handlers' annotations.
 //!
 //! It is served at `/openapi.json`, checked in at `openapi/openapi.json` (a test fails when the
-//! two differ; `cargo run -- openapi > openapi/openapi.json` regenerates it) and rendered as an
-//! offline HTML page at `/docs`.
-
-pub mod docs_page;
-pub mod examples;
+//! two differ; `cargo run -- openapi > openapi/openapi.json` regenerates it) and shown by Swagger
+//! UI at `/docs` (see [`crate::http::ops`]).
 
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{
-    ContentBuilder, OpenApi as OpenApiDocument, Ref, RefOr, Response, ResponseBuilder,
-};
+use utoipa::openapi::OpenApi as OpenApiDocument;
 use utoipa::{Modify, OpenApi};
 
-use crate::http::error::{FieldError, Problem};
+use crate::domain::FieldError;
+use crate::http::answers::problem;
+use crate::http::error::Problem;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -27,38 +24,38 @@ use crate::http::error::{FieldError, Problem};
         crate::http::ops::metrics,
         crate::http::ops::openapi_json,
         crate::http::ops::docs,
-        crate::admin::create_agency,
-        crate::admin::list_agencies,
-        crate::admin::get_agency,
-        crate::admin::update_agency,
-        crate::admin::create_agency_key,
-        crate::admin::rotate_notify_secret,
-        crate::admin::create_bank,
-        crate::admin::list_banks,
-        crate::admin::get_bank,
-        crate::admin::update_bank,
-        crate::admin::create_bank_key,
-        crate::admin::revoke_bank_key,
-        crate::admin::create_api_key,
-        crate::admin::list_api_keys,
-        crate::admin::revoke_api_key,
-        crate::payments::create_payment,
-        crate::payments::get_payment,
-        crate::payments::list_payments,
-        crate::payments::cancel_payment,
-        crate::banks::inquiry,
-        crate::banks::callback,
+        crate::admin::http::create_agency,
+        crate::admin::http::list_agencies,
+        crate::admin::http::get_agency,
+        crate::admin::http::update_agency,
+        crate::admin::http::create_agency_key,
+        crate::admin::http::rotate_notify_secret,
+        crate::admin::http::create_bank,
+        crate::admin::http::list_banks,
+        crate::admin::http::get_bank,
+        crate::admin::http::update_bank,
+        crate::admin::http::create_bank_key,
+        crate::admin::http::revoke_bank_key,
+        crate::admin::http::create_api_key,
+        crate::admin::http::list_api_keys,
+        crate::admin::http::revoke_api_key,
+        crate::payments::http::create_payment,
+        crate::payments::http::get_payment,
+        crate::payments::http::list_payments,
+        crate::payments::http::cancel_payment,
+        crate::banks::http::inquiry,
+        crate::banks::http::callback,
         crate::ledger::http::balances,
         crate::ledger::http::verify,
         crate::ledger::http::list_exceptions,
         crate::notifications::http::list_events,
         crate::notifications::http::redeliver,
-        crate::reconciliation::create_run,
-        crate::reconciliation::list_runs,
-        crate::reconciliation::get_run,
-        crate::reconciliation::items::list_items,
-        crate::reconciliation::items::report_csv,
-        crate::reconciliation::report::daily,
+        crate::reconciliation::http::create_run,
+        crate::reconciliation::http::list_runs,
+        crate::reconciliation::http::get_run,
+        crate::reconciliation::http::list_items,
+        crate::reconciliation::http::report_csv,
+        crate::reconciliation::http::daily,
     ),
     components(schemas(Problem, FieldError)),
     modifiers(&CommonResponses),
@@ -87,19 +84,6 @@ pub fn to_json(document: &OpenApiDocument) -> String {
         .expect("the OpenAPI document serialises");
     json.push('\n');
     json
-}
-
-fn problem(description: &str) -> RefOr<Response> {
-    ResponseBuilder::new()
-        .description(description)
-        .content(
-            "application/problem+json",
-            ContentBuilder::new()
-                .schema(Some(RefOr::Ref(Ref::from_schema_name("Problem"))))
-                .build(),
-        )
-        .build()
-        .into()
 }
 
 /// Adds the security schemes, and to every operation the error answers that the HTTP layer gives

@@ -1,165 +1,13 @@
-//! The payment domain's values: amounts of money, the six kinds of obligation a citizen can pay,
-//! and the typed `details` that identify what is being paid for.
+//! The typed `details` that identify what an order pays for (amounts and obligations are shared
+//! values of `crate::domain`).
 //!
 //! Everything here is checked by hand, byte by byte, rather than with regular expressions: the
 //! patterns are few and small, and plain code keeps each rule and its error message side by side.
 
-use std::fmt;
-
-use rust_decimal::Decimal;
 use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
 
-use crate::http::error::FieldError;
-
-/// The message for an amount that is not in the wire format, shared by every way one can be wrong
-/// so that a caller sees the exact rule whatever mistake they made.
-const AMOUNT_FORMAT: &str =
-    "must match ^[1-9][0-9]{0,14}$ (a whole number of VND from 1 to 999999999999999, such as \"150000\")";
-
-/// The message for an amount sent as anything but a JSON string; a JSON number is the usual
-/// mistake, and the example shows the fix.
-const AMOUNT_NOT_STRING: &str = "must be a string such as \"150000\"";
-
-/// Positive whole VND, exact (rust_decimal inside), at most 999_999_999_999_999.
-///
-/// The Vietnamese đồng has no minor unit in use, so an amount is always a whole number. It is
-/// kept as a `Decimal` so that it maps exactly onto the database's `NUMERIC` column and no
-/// arithmetic ever passes through floating point. The inner value is always normalised (scale
-/// zero), so two equal amounts print identically whatever their source.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Amount(Decimal);
-
-impl Amount {
-    /// The largest amount accepted: fifteen digits, which every bank's system and the portal can
-    /// carry without loss.
-    pub const MAX: i64 = 999_999_999_999_999;
-
-    /// Parses the wire format only: a positive whole number written with ASCII digits and no
-    /// leading zero, sign, fraction, exponent or whitespace.
-    ///
-    /// The format is strict so that an amount has exactly one spelling, which matters because
-    /// signed request bodies and stored records are compared as text.
-    pub fn parse(text: &str) -> Result<Amount, String> {
-        let bytes = text.as_bytes();
-        let well_formed = (1..=15).contains(&bytes.len())
-            && matches!(bytes[0], b'1'..=b'9')
-            && bytes.iter().all(u8::is_ascii_digit);
-        if !well_formed {
-            return Err(AMOUNT_FORMAT.to_owned());
-        }
-        let whole: i64 = text.parse().map_err(|_| AMOUNT_FORMAT.to_owned())?;
-        Ok(Amount(Decimal::from(whole)))
-    }
-
-    /// Accepts a decimal that is a whole number from 1 to [`Amount::MAX`], and `None` otherwise.
-    ///
-    /// A value read back from a `NUMERIC` column may carry a scale (`150000.00`) although its
-    /// fraction is zero; such a value is accepted and normalised, so that it prints as plain
-    /// digits and compares equal to the same amount parsed from the wire.
-    pub fn from_decimal(value: Decimal) -> Option<Amount> {
-        let in_range = value > Decimal::ZERO && value <= Decimal::from(Self::MAX);
-        if in_range && value.fract().is_zero() {
-            Some(Amount(value.normalize()))
-        } else {
-            None
-        }
-    }
-
-    /// The exact value, with scale zero, for storing and for arithmetic that must not round.
-    pub fn decimal(self) -> Decimal {
-        self.0
-    }
-
-    /// Adds two amounts, or gives `None` when the sum would pass [`Amount::MAX`], so that totals
-    /// can never grow into a value the wire format cannot carry.
-    pub fn checked_add(self, other: Amount) -> Option<Amount> {
-        self.0.checked_add(other.0).and_then(Amount::from_decimal)
-    }
-}
-
-impl fmt::Display for Amount {
-    /// Prints plain digits, e.g. `150000`: the same text as the wire format, so logs and
-    /// responses agree.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
-    }
-}
-
-impl Serialize for Amount {
-    /// Writes the amount as a JSON string, because a JSON number would lose precision in clients
-    /// that read numbers as doubles.
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
-
-/// Parses a JSON value that must be a string in the wire format (a JSON number gets the message
-/// "must be a string such as \"150000\"").
-///
-/// A number is refused even when its value is fine, because the API fixes the string form
-/// and accepting both would let the same request be signed two ways.
-pub fn amount_field(value: &Value) -> Result<Amount, String> {
-    match value {
-        Value::String(text) => Amount::parse(text),
-        _ => Err(AMOUNT_NOT_STRING.to_owned()),
-    }
-}
-
-/// The kind of public obligation an order pays; it decides which `details` the order carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Obligation {
-    Fee,
-    Tax,
-    SocialInsurance,
-    Fine,
-    Electricity,
-    CourtAdvance,
-}
-
-impl Obligation {
-    /// Every obligation, in the order `docs/api-guide.md` lists them, so that lists and messages
-    /// never miss one.
-    pub const ALL: [Obligation; 6] = [
-        Obligation::Fee,
-        Obligation::Tax,
-        Obligation::SocialInsurance,
-        Obligation::Fine,
-        Obligation::Electricity,
-        Obligation::CourtAdvance,
-    ];
-
-    /// The wire and database name, the same text that serde writes.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Obligation::Fee => "fee",
-            Obligation::Tax => "tax",
-            Obligation::SocialInsurance => "social_insurance",
-            Obligation::Fine => "fine",
-            Obligation::Electricity => "electricity",
-            Obligation::CourtAdvance => "court_advance",
-        }
-    }
-
-    /// Parses the wire name exactly (case matters); the error lists the six values so that a
-    /// caller can correct the request without reading the documentation.
-    pub fn parse(text: &str) -> Result<Obligation, String> {
-        Obligation::ALL
-            .into_iter()
-            .find(|obligation| obligation.as_str() == text)
-            .ok_or_else(|| {
-                let names: Vec<&str> = Obligation::ALL.iter().map(|o| o.as_str()).collect();
-                format!("must be one of {}", names.join(", "))
-            })
-    }
-}
-
-impl fmt::Display for Obligation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+use crate::domain::{FieldError, Obligation};
 
 /// The typed `details` of an order; one variant per obligation.
 ///
@@ -219,33 +67,57 @@ impl Details {
             return Err(vec![FieldError::new("details", "must be a JSON object")]);
         };
         let mut reader = Reader::new(object);
-        // Struct fields are evaluated in the order written, which is the table's order, so
-        // errors come out in that order too.
+        // Arguments are evaluated in the order written, which is the table's order, so errors
+        // come out in that order too; the details exist only when every field is valid.
         let details = match obligation {
-            Obligation::Fee => Details::Fee {
-                procedure_code: reader.required("procedure_code", Rule::Text(32)),
-                dossier_code: reader.required("dossier_code", Rule::Text(64)),
-            },
-            Obligation::Tax => Details::Tax {
-                tax_code: reader.required("tax_code", Rule::TaxCode),
-                tax_period: reader.optional("tax_period", Rule::Text(32)),
-            },
-            Obligation::SocialInsurance => Details::SocialInsurance {
-                insurance_code: reader.required("insurance_code", Rule::InsuranceCode),
-                period: reader.required("period", Rule::Month),
-            },
-            Obligation::Fine => Details::Fine {
-                decision_number: reader.required("decision_number", Rule::Text(64)),
-                violation_date: reader.optional("violation_date", Rule::Date),
-            },
-            Obligation::Electricity => Details::Electricity {
-                customer_code: reader.required("customer_code", Rule::CustomerCode),
-                billing_period: reader.required("billing_period", Rule::Month),
-            },
-            Obligation::CourtAdvance => Details::CourtAdvance {
-                case_number: reader.required("case_number", Rule::Text(64)),
-                court_code: reader.required("court_code", Rule::Text(32)),
-            },
+            Obligation::Fee => both(
+                reader.required("procedure_code", Rule::Text(32)),
+                reader.required("dossier_code", Rule::Text(64)),
+                |procedure_code, dossier_code| Details::Fee {
+                    procedure_code,
+                    dossier_code,
+                },
+            ),
+            Obligation::Tax => both(
+                reader.required("tax_code", Rule::TaxCode),
+                reader.optional("tax_period", Rule::Text(32)),
+                |tax_code, tax_period| Details::Tax {
+                    tax_code,
+                    tax_period,
+                },
+            ),
+            Obligation::SocialInsurance => both(
+                reader.required("insurance_code", Rule::InsuranceCode),
+                reader.required("period", Rule::Month),
+                |insurance_code, period| Details::SocialInsurance {
+                    insurance_code,
+                    period,
+                },
+            ),
+            Obligation::Fine => both(
+                reader.required("decision_number", Rule::Text(64)),
+                reader.optional("violation_date", Rule::Date),
+                |decision_number, violation_date| Details::Fine {
+                    decision_number,
+                    violation_date,
+                },
+            ),
+            Obligation::Electricity => both(
+                reader.required("customer_code", Rule::CustomerCode),
+                reader.required("billing_period", Rule::Month),
+                |customer_code, billing_period| Details::Electricity {
+                    customer_code,
+                    billing_period,
+                },
+            ),
+            Obligation::CourtAdvance => both(
+                reader.required("case_number", Rule::Text(64)),
+                reader.required("court_code", Rule::Text(32)),
+                |case_number, court_code| Details::CourtAdvance {
+                    case_number,
+                    court_code,
+                },
+            ),
         };
         reader.finish(obligation, details)
     }
@@ -307,6 +179,18 @@ impl Details {
             })
             .collect();
         Value::Object(object)
+    }
+}
+
+/// Both fields of a variant, when both are valid.
+fn both<A, B>(a: Option<A>, b: Option<B>, build: impl FnOnce(A, B) -> Details) -> Option<Details> {
+    Some(build(a?, b?))
+}
+
+/// Details are answered exactly as they are stored: see [`Details::to_json`].
+impl Serialize for Details {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.to_json().serialize(serializer)
     }
 }
 
@@ -439,29 +323,28 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// A field that must be present and not null. On an error it gives an empty placeholder,
-    /// which `finish` throws away with the rest of the half-built details.
-    fn required(&mut self, name: &'static str, rule: Rule) -> String {
+    /// A field that must be present and not null; `None` (with the error recorded) otherwise.
+    fn required(&mut self, name: &'static str, rule: Rule) -> Option<String> {
         let value = self.optional(name, rule);
-        if value.is_none() && matches!(self.object.get(name), None | Some(Value::Null)) {
+        if value == Some(None) {
             self.error(name, "is required".to_owned());
         }
-        value.unwrap_or_default()
+        value.flatten()
     }
 
-    /// A field that may be absent or null (both mean "not given"); otherwise it must be a string
-    /// that satisfies `rule`.
-    fn optional(&mut self, name: &'static str, rule: Rule) -> Option<String> {
+    /// A field that may be absent or null (both mean "not given": `Some(None)`); otherwise it
+    /// must be a string that satisfies `rule`. `None` when it does not (the error is recorded).
+    fn optional(&mut self, name: &'static str, rule: Rule) -> Option<Option<String>> {
         self.known.push(name);
         match self.object.get(name) {
-            None | Some(Value::Null) => None,
+            None | Some(Value::Null) => Some(None),
             // The database cannot store NUL in text; no rule admits it.
             Some(Value::String(text)) if crate::http::body::has_nul(text) => {
                 self.error(name, crate::http::body::NUL_MESSAGE.to_owned());
                 None
             }
             Some(Value::String(text)) => match rule.check(text) {
-                Ok(()) => Some(text.clone()),
+                Ok(()) => Some(Some(text.clone())),
                 Err(message) => {
                     self.error(name, message);
                     None
@@ -480,10 +363,11 @@ impl<'a> Reader<'a> {
     }
 
     /// Reports the fields nobody asked for, then gives the details if nothing was wrong.
+    /// (`details` is `None` only when an error was recorded for one of its fields.)
     fn finish(
         mut self,
         obligation: Obligation,
-        details: Details,
+        details: Option<Details>,
     ) -> Result<Details, Vec<FieldError>> {
         let object = self.object;
         for name in object.keys() {
@@ -491,10 +375,9 @@ impl<'a> Reader<'a> {
                 self.error(name, format!("is not a field of {obligation} details"));
             }
         }
-        if self.errors.is_empty() {
-            Ok(details)
-        } else {
-            Err(self.errors)
+        match details {
+            Some(details) if self.errors.is_empty() => Ok(details),
+            _ => Err(self.errors),
         }
     }
 }
@@ -506,150 +389,6 @@ mod tests {
 
     fn fields(errors: &[FieldError]) -> Vec<&str> {
         errors.iter().map(|e| e.field.as_str()).collect()
-    }
-
-    #[test]
-    fn amounts_in_the_wire_format_parse_and_print_unchanged() {
-        for text in ["1", "150000", "999999999999999"] {
-            let amount = Amount::parse(text).unwrap_or_else(|e| panic!("{text:?}: {e}"));
-            assert_eq!(amount.to_string(), text);
-            assert_eq!(amount.decimal().scale(), 0, "{text:?}");
-        }
-        assert_eq!(
-            Amount::parse("999999999999999").unwrap().decimal(),
-            Decimal::from(Amount::MAX)
-        );
-    }
-
-    #[test]
-    fn amounts_outside_the_wire_format_are_rejected_with_the_pattern() {
-        for text in [
-            "0",
-            "-1",
-            "+1",
-            "01",
-            "1.0",
-            "1e3",
-            " 1",
-            "1 ",
-            "1000000000000000",
-            "",
-            "١٢",
-            "1_000",
-        ] {
-            let err = Amount::parse(text).expect_err(text);
-            assert!(
-                err.starts_with("must match ^[1-9][0-9]{0,14}$"),
-                "{text:?}: {err}"
-            );
-        }
-    }
-
-    #[test]
-    fn amount_field_accepts_only_a_json_string() {
-        assert_eq!(
-            amount_field(&json!("150000")),
-            Ok(Amount::parse("150000").unwrap())
-        );
-        let cases = [
-            (json!(150000), AMOUNT_NOT_STRING),
-            (json!(150000.0), AMOUNT_NOT_STRING),
-            (json!(null), AMOUNT_NOT_STRING),
-            (json!(["150000"]), AMOUNT_NOT_STRING),
-            (json!("150000.5"), AMOUNT_FORMAT),
-        ];
-        for (value, message) in cases {
-            assert_eq!(amount_field(&value), Err(message.to_owned()), "{value}");
-        }
-        assert_eq!(
-            amount_field(&json!(150000)).unwrap_err(),
-            "must be a string such as \"150000\""
-        );
-    }
-
-    #[test]
-    fn from_decimal_accepts_a_whole_value_with_a_scale_and_prints_plain_digits() {
-        let read_back = Decimal::new(15_000_000, 2);
-        assert_eq!(read_back.to_string(), "150000.00");
-        let amount = Amount::from_decimal(read_back).expect("150000.00 is whole");
-        assert_eq!(amount.to_string(), "150000");
-        assert_eq!(amount.decimal().scale(), 0);
-        assert_eq!(amount, Amount::parse("150000").unwrap());
-        assert_eq!(
-            Amount::from_decimal(Decimal::from(Amount::MAX)).map(|a| a.to_string()),
-            Some("999999999999999".to_owned())
-        );
-    }
-
-    #[test]
-    fn from_decimal_rejects_zero_negative_fractional_and_too_large_values() {
-        for value in [
-            Decimal::ZERO,
-            Decimal::new(0, 2),
-            Decimal::from(-150_000),
-            Decimal::new(15, 1),
-            Decimal::new(150_000_001, 3),
-            Decimal::from(Amount::MAX + 1),
-        ] {
-            assert_eq!(Amount::from_decimal(value), None, "{value}");
-        }
-    }
-
-    #[test]
-    fn checked_add_sums_up_to_max_and_gives_none_beyond_it() {
-        let one = Amount::parse("1").unwrap();
-        let almost = Amount::parse("999999999999998").unwrap();
-        let max = Amount::parse("999999999999999").unwrap();
-        assert_eq!(one.checked_add(almost), Some(max));
-        assert_eq!(max.checked_add(one), None);
-        assert_eq!(max.checked_add(max), None);
-        assert_eq!(
-            Amount::parse("150000")
-                .unwrap()
-                .checked_add(Amount::parse("50000").unwrap())
-                .map(|a| a.to_string()),
-            Some("200000".to_owned())
-        );
-    }
-
-    #[test]
-    fn an_amount_serializes_as_a_json_string() {
-        let amount = Amount::from_decimal(Decimal::new(15_000_000, 2)).unwrap();
-        assert_eq!(serde_json::to_value(amount).unwrap(), json!("150000"));
-    }
-
-    #[test]
-    fn each_obligation_parses_from_the_name_it_prints_and_serializes_to() {
-        for obligation in Obligation::ALL {
-            assert_eq!(Obligation::parse(obligation.as_str()), Ok(obligation));
-            assert_eq!(
-                serde_json::to_value(obligation).unwrap(),
-                json!(obligation.as_str())
-            );
-            assert_eq!(obligation.to_string(), obligation.as_str());
-        }
-    }
-
-    #[test]
-    fn an_unknown_obligation_is_rejected_with_the_six_values_listed() {
-        for text in [
-            "",
-            "Fee",
-            "FEE",
-            "socialInsurance",
-            "social-insurance",
-            "toll",
-            " fee",
-        ] {
-            assert_eq!(
-                Obligation::parse(text),
-                Err(
-                    "must be one of fee, tax, social_insurance, fine, electricity, court_advance"
-                        .to_owned()
-                ),
-                "{text:?}"
-            );
-        }
     }
 
     #[test]
@@ -996,44 +735,6 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(errors[0].message, "must be 1 to 32 characters long");
-    }
-
-    mod properties {
-        use super::super::*;
-        use proptest::prelude::*;
-
-        proptest! {
-            #![proptest_config(ProptestConfig::with_cases(512))]
-
-            #[test]
-            fn amount_parse_never_panics_and_accepts_only_the_wire_format(text in "\\PC{0,24}") {
-                if let Ok(amount) = Amount::parse(&text) {
-                    let bytes = text.as_bytes();
-                    prop_assert!((1..=15).contains(&bytes.len()));
-                    prop_assert!(matches!(bytes[0], b'1'..=b'9'));
-                    prop_assert!(bytes.iter().all(u8::is_ascii_digit));
-                    prop_assert_eq!(amount.to_string(), text);
-                }
-            }
-
-            #[test]
-            fn amount_parse_never_panics_on_digit_strings_of_any_length(text in "[0-9]{0,40}") {
-                let _ = Amount::parse(&text);
-            }
-
-            #[test]
-            fn an_amount_text_parses_and_prints_back_identically(value in 1..=Amount::MAX) {
-                let text = value.to_string();
-                let amount = Amount::parse(&text).expect("a whole number in range");
-                prop_assert_eq!(amount.to_string(), text.clone());
-                prop_assert_eq!(amount.decimal(), Decimal::from(value));
-                prop_assert_eq!(amount.decimal().scale(), 0);
-                prop_assert_eq!(amount_field(&Value::String(text)), Ok(amount));
-                // Read back from a NUMERIC column with a scale, it is the same amount.
-                let scaled = Decimal::new(value, 0) * Decimal::new(100, 2);
-                prop_assert_eq!(Amount::from_decimal(scaled), Some(amount));
-            }
-        }
     }
 
     #[test]

@@ -5,12 +5,11 @@
 //! transaction ends: if it committed, the second replays the stored answer; if it rolled back
 //! (the request failed), the key is free and the second proceeds. One order, by construction.
 
-use actix_web::HttpRequest;
 use deadpool_postgres::Pool;
-use serde_json::Value;
+use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::http::error::ApiError;
+use crate::db::DbError;
 
 pub const HEADER: &str = "Idempotency-Key";
 pub const MAX_KEY_BYTES: usize = 255;
@@ -24,25 +23,15 @@ pub const PURGE_BATCH_ROWS: i64 = 1_000;
 pub struct IdempotencyKey(String);
 
 impl IdempotencyKey {
-    pub fn from_request(req: &HttpRequest) -> Result<IdempotencyKey, ApiError> {
-        let required = |detail: &str| ApiError::BadRequest {
-            code: "idempotency_key_required",
-            detail: detail.to_owned(),
-        };
-        let value = req
-            .headers()
-            .get(HEADER)
-            .ok_or_else(|| required("the Idempotency-Key header is required"))?;
-        let bytes = value.as_bytes();
+    /// The key in a header's bytes, or `None` when they are not 1-255 printable ASCII
+    /// characters.
+    pub fn parse(bytes: &[u8]) -> Option<IdempotencyKey> {
         let printable = bytes.iter().all(|b| (0x20..=0x7e).contains(b));
         if bytes.is_empty() || bytes.len() > MAX_KEY_BYTES || !printable {
-            return Err(required(
-                "the Idempotency-Key header must be 1 to 255 printable ASCII characters",
-            ));
+            return None;
         }
-        Ok(IdempotencyKey(
-            String::from_utf8(bytes.to_vec()).expect("printable ASCII is UTF-8"),
-        ))
+        // Printable ASCII is always UTF-8, so this never fails.
+        String::from_utf8(bytes.to_vec()).ok().map(IdempotencyKey)
     }
 
     pub fn as_str(&self) -> &str {
@@ -50,30 +39,32 @@ impl IdempotencyKey {
     }
 }
 
-/// SHA-256 of the body as a JSON value: object keys sorted at every level, so that the same
+/// SHA-256 of the body (a JSON object): object keys sorted at every level, so that the same
 /// value sent with another key order or spacing is the same request.
-pub fn request_fingerprint(body: &Value) -> Vec<u8> {
+pub fn request_fingerprint(body: &Map<String, Value>) -> Vec<u8> {
     let mut canonical = String::new();
-    write_canonical(body, &mut canonical);
+    write_object(body, &mut canonical);
     Sha256::digest(canonical.as_bytes()).to_vec()
+}
+
+fn write_object(object: &Map<String, Value>, out: &mut String) {
+    let mut entries: Vec<_> = object.iter().collect();
+    entries.sort_by(|a, b| a.0.cmp(b.0));
+    out.push('{');
+    for (i, (key, value)) in entries.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&Value::String(key.clone()).to_string());
+        out.push(':');
+        write_canonical(value, out);
+    }
+    out.push('}');
 }
 
 fn write_canonical(value: &Value, out: &mut String) {
     match value {
-        Value::Object(object) => {
-            let mut entries: Vec<_> = object.iter().collect();
-            entries.sort_by(|a, b| a.0.cmp(b.0));
-            out.push('{');
-            for (i, (key, value)) in entries.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&Value::String(key.clone()).to_string());
-                out.push(':');
-                write_canonical(value, out);
-            }
-            out.push('}');
-        }
+        Value::Object(object) => write_object(object, out),
         Value::Array(items) => {
             out.push('[');
             for (i, item) in items.iter().enumerate() {
@@ -89,7 +80,7 @@ fn write_canonical(value: &Value, out: &mut String) {
 }
 
 /// Deletes keys older than the retention, a bounded batch per statement; returns how many.
-pub async fn purge_expired(pool: &Pool) -> Result<u64, ApiError> {
+pub async fn purge_expired(pool: &Pool) -> Result<u64, DbError> {
     let client = pool.get().await?;
     let mut purged = 0;
     loop {
@@ -114,6 +105,10 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn fingerprint(body: &Value) -> Vec<u8> {
+        request_fingerprint(body.as_object().expect("a test body is an object"))
+    }
+
     #[test]
     fn the_same_value_in_another_key_order_has_the_same_fingerprint() {
         let a = json!({"amount": "1", "payer": {"name": "A", "id_number": "1"}, "x": [1, {"b": 1, "a": 2}]});
@@ -121,7 +116,21 @@ mod tests {
             r#"{ "x": [1, {"a": 2, "b": 1}], "payer": {"id_number": "1", "name": "A"}, "amount": "1" }"#,
         )
         .unwrap();
-        assert_eq!(request_fingerprint(&a), request_fingerprint(&b));
+        assert_eq!(fingerprint(&a), fingerprint(&b));
+    }
+
+    #[test]
+    fn keys_of_printable_ascii_up_to_255_bytes_are_accepted_and_others_refused() {
+        assert_eq!(
+            IdempotencyKey::parse(b"order 1/2~").map(|k| k.as_str().to_owned()),
+            Some("order 1/2~".to_owned())
+        );
+        assert!(IdempotencyKey::parse(&[b'k'; MAX_KEY_BYTES]).is_some());
+        let too_long = [b'k'; MAX_KEY_BYTES + 1];
+        let refused: [&[u8]; 4] = [b"", &too_long, b"tab\tkey", "kh\u{f3}a".as_bytes()];
+        for bad in refused {
+            assert!(IdempotencyKey::parse(bad).is_none(), "{bad:?}");
+        }
     }
 
     #[test]
@@ -129,7 +138,7 @@ mod tests {
         let a = json!({"amount": "150000"});
         let b = json!({"amount": "150001"});
         let c = json!({"amount": 150000});
-        assert_ne!(request_fingerprint(&a), request_fingerprint(&b));
-        assert_ne!(request_fingerprint(&a), request_fingerprint(&c));
+        assert_ne!(fingerprint(&a), fingerprint(&b));
+        assert_ne!(fingerprint(&a), fingerprint(&c));
     }
 }

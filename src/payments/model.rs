@@ -2,14 +2,12 @@
 //! that creates one.
 
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use time::{Duration, OffsetDateTime};
 use utoipa::ToSchema;
 
-use super::domain::{amount_field, Amount, Details, Obligation};
-use crate::codes::AgencyCode;
-use crate::http::body::{parsed, text, Validator};
-use crate::http::error::ApiError;
+use super::domain::Details;
+use crate::domain::{AgencyCode, Amount, BankCode, BankTxnId, Obligation, PaymentId};
 
 /// An order expires this long after creation unless `expires_at` says otherwise.
 pub const DEFAULT_EXPIRY: Duration = Duration::hours(24);
@@ -82,8 +80,10 @@ pub struct Payer {
     "paid_at": null, "bank": null, "bank_txn_id": null
 }))]
 pub struct Payment {
-    pub id: String,
-    pub agency: String,
+    #[schema(value_type = String)]
+    pub id: PaymentId,
+    #[schema(value_type = String)]
+    pub agency: AgencyCode,
     /// fee, tax, social_insurance, fine, electricity or court_advance.
     #[schema(value_type = String, example = "fee")]
     pub obligation: Obligation,
@@ -96,7 +96,7 @@ pub struct Payment {
     pub payer: Payer,
     /// The obligation's typed details (see the create request's examples).
     #[schema(value_type = Object)]
-    pub details: Value,
+    pub details: Details,
     pub status: PaymentStatus,
     #[serde(serialize_with = "crate::timefmt::serialize")]
     #[schema(value_type = String, format = DateTime)]
@@ -109,9 +109,11 @@ pub struct Payment {
     #[schema(value_type = Option<String>, format = DateTime)]
     pub paid_at: Option<OffsetDateTime>,
     /// `null` until paid.
-    pub bank: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub bank: Option<BankCode>,
     /// `null` until paid.
-    pub bank_txn_id: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub bank_txn_id: Option<BankTxnId>,
     /// Position for keyset pagination; not part of the answer.
     #[serde(skip)]
     pub seq: i64,
@@ -120,13 +122,17 @@ pub struct Payment {
 impl Payment {
     /// Reads a row selected with [`PAYMENT_COLUMNS`].
     pub fn from_row(row: &tokio_postgres::Row) -> Payment {
+        let agency: &str = row.get(1);
         let obligation: &str = row.get(2);
+        let obligation =
+            Obligation::parse(obligation).expect("the obligation column is constrained");
+        let details: Value = row.get(9);
         let status: &str = row.get(10);
+        let bank: Option<&str> = row.get(14);
         Payment {
-            id: row.get(0),
-            agency: row.get(1),
-            obligation: Obligation::parse(obligation)
-                .expect("the obligation column is constrained"),
+            id: PaymentId::from_trusted(row.get(0)),
+            agency: AgencyCode::parse(agency).expect("the agency_code column is constrained"),
+            obligation,
             reference: row.get(3),
             amount: Amount::from_decimal(row.get(4)).expect("the amount column is constrained"),
             currency: row.get(5),
@@ -135,13 +141,17 @@ impl Payment {
                 name: row.get(7),
                 id_number: row.get(8),
             },
-            details: row.get(9),
+            // Stored only after they passed these very rules, in their canonical form.
+            details: Details::parse(obligation, &details)
+                .expect("stored details were validated when the order was created"),
             status: PaymentStatus::parse(status).expect("the status column is constrained"),
             created_at: row.get(11),
             expires_at: row.get(12),
             paid_at: row.get(13),
-            bank: row.get(14),
-            bank_txn_id: row.get(15),
+            bank: bank.map(|code| BankCode::parse(code).expect("bank codes are constrained")),
+            bank_txn_id: row
+                .get::<_, Option<String>>(15)
+                .map(BankTxnId::from_trusted),
             seq: row.get(16),
         }
     }
@@ -162,85 +172,4 @@ pub struct NewPayment {
     pub details: Details,
     /// `None`: the default, 24 hours after creation (by the database clock).
     pub expires_at: Option<OffsetDateTime>,
-}
-
-impl NewPayment {
-    /// Validates a create body; a 422 lists every invalid field at once.
-    pub fn parse(
-        agency: AgencyCode,
-        body: &Map<String, Value>,
-        now: OffsetDateTime,
-    ) -> Result<NewPayment, ApiError> {
-        let mut v = Validator::new();
-        let obligation = v.required(body, "obligation", parsed(Obligation::parse));
-        let reference = v.required(body, "reference", text(1, 64));
-        let amount = v.required(body, "amount", amount_field);
-        v.optional(
-            body,
-            "currency",
-            parsed(|c| match c {
-                "VND" => Ok(()),
-                _ => Err("must be VND".to_owned()),
-            }),
-        );
-        let description = v.required(body, "description", text(1, 255));
-        let payer = match body.get("payer") {
-            None | Some(Value::Null) => {
-                v.error("payer", "is required");
-                None
-            }
-            Some(Value::Object(payer)) => {
-                let name = v.required(payer, "payer.name", text(1, 128));
-                let id_number = v.optional(payer, "payer.id_number", text(1, 64));
-                name.zip(id_number)
-                    .map(|(name, id_number)| Payer { name, id_number })
-            }
-            Some(_) => {
-                v.error("payer", "must be an object");
-                None
-            }
-        };
-        let details = match (obligation, body.get("details")) {
-            (_, None | Some(Value::Null)) => {
-                v.error("details", "is required");
-                None
-            }
-            (Some(obligation), Some(details)) => match Details::parse(obligation, details) {
-                Ok(details) => Some(details),
-                Err(errors) => {
-                    for error in errors {
-                        v.error(&error.field, error.message);
-                    }
-                    None
-                }
-            },
-            // Details can only be checked against a known obligation.
-            (None, Some(_)) => None,
-        };
-        let expires_at = v.optional(
-            body,
-            "expires_at",
-            parsed(|text| {
-                let at = crate::timefmt::parse_rfc3339(text)?;
-                if at <= now {
-                    Err("must lie in the future".to_owned())
-                } else if at > now + MAX_EXPIRY {
-                    Err("must lie at most 30 days ahead".to_owned())
-                } else {
-                    Ok(at)
-                }
-            }),
-        );
-        v.finish()?;
-        let missing = || ApiError::internal(anyhow::anyhow!("validated fields are present"));
-        Ok(NewPayment {
-            agency,
-            reference: reference.ok_or_else(missing)?,
-            amount: amount.ok_or_else(missing)?,
-            description: description.ok_or_else(missing)?,
-            payer: payer.ok_or_else(missing)?,
-            details: details.ok_or_else(missing)?,
-            expires_at: expires_at.ok_or_else(missing)?,
-        })
-    }
 }

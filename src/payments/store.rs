@@ -5,11 +5,12 @@ use deadpool_postgres::{GenericClient, Pool};
 use time::OffsetDateTime;
 use tokio_postgres::types::ToSql;
 
+use super::error::PaymentError;
 use super::idempotency::IdempotencyKey;
 use super::model::{NewPayment, Payment, PaymentStatus, DEFAULT_EXPIRY, PAYMENT_COLUMNS};
-use crate::auth::keys;
-use crate::codes::AgencyCode;
-use crate::http::error::{violated_constraint, ApiError};
+use crate::db::error::violated_constraint;
+use crate::db::DbError;
+use crate::domain::{AgencyCode, Obligation, PaymentId};
 use crate::notifications::outbox::{self, EventType};
 
 /// Orders expired per transaction by the sweep.
@@ -28,12 +29,8 @@ pub enum Created {
     Replayed { status: u16, body: String },
 }
 
-pub fn payment_not_found(id: &str) -> ApiError {
-    ApiError::not_found("payment_not_found", format!("no payment {id}"))
-}
-
 /// The stored answer for `key`, if a request with it completed: replayed when the body is the
-/// same, 422 `idempotency_key_reused` when it differs. Looked up before the body's rules are
+/// same, [`PaymentError::KeyReused`] when it differs. Looked up before the body's rules are
 /// checked, so that a retry is answered as the first request was even when a rule that depends
 /// on the time (`expires_at` in the future) would now refuse the body.
 pub async fn stored_answer(
@@ -41,7 +38,7 @@ pub async fn stored_answer(
     agency: &AgencyCode,
     key: &IdempotencyKey,
     fingerprint: &[u8],
-) -> Result<Option<Created>, ApiError> {
+) -> Result<Option<Created>, PaymentError> {
     let client = pool.get().await?;
     let statement = client
         .prepare_cached(
@@ -58,13 +55,10 @@ pub async fn stored_answer(
     }
 }
 
-fn replay(row: &tokio_postgres::Row, fingerprint: &[u8]) -> Result<Created, ApiError> {
+fn replay(row: &tokio_postgres::Row, fingerprint: &[u8]) -> Result<Created, PaymentError> {
     let stored: Vec<u8> = row.get(0);
     if stored != fingerprint {
-        return Err(ApiError::Unprocessable {
-            code: "idempotency_key_reused",
-            detail: "this Idempotency-Key was used with a different body".to_owned(),
-        });
+        return Err(PaymentError::KeyReused);
     }
     let status: i16 = row.get(1);
     Ok(Created::Replayed {
@@ -79,7 +73,7 @@ pub async fn create(
     key: &IdempotencyKey,
     fingerprint: &[u8],
     order: NewPayment,
-) -> Result<Created, ApiError> {
+) -> Result<Created, PaymentError> {
     let mut client = pool.get().await?;
     let transaction = client.transaction().await?;
     let claim = transaction
@@ -103,14 +97,12 @@ pub async fn create(
                 &[&order.agency.as_str(), &key.as_str()],
             )
             .await?
-            .ok_or_else(|| {
-                ApiError::conflict("idempotency_key_in_use", "the key was just released; retry")
-            })?;
+            .ok_or(PaymentError::KeyJustReleased)?;
         return replay(&row, fingerprint);
     }
     expire_overdue_holder(&transaction, &order.agency, &order.reference, None).await?;
     let payment = insert(&transaction, &order).await?;
-    let body = serde_json::to_string(&payment).map_err(ApiError::internal)?;
+    let body = serde_json::to_string(&payment).expect("a payment serialises");
     let remember = transaction
         .prepare_cached(
             "UPDATE idempotency_keys SET payment_id = $3, response_status = 201, response_body = $4
@@ -120,7 +112,12 @@ pub async fn create(
     transaction
         .execute(
             &remember,
-            &[&order.agency.as_str(), &key.as_str(), &payment.id, &body],
+            &[
+                &order.agency.as_str(),
+                &key.as_str(),
+                &payment.id.as_str(),
+                &body,
+            ],
         )
         .await?;
     transaction.commit().await?;
@@ -131,18 +128,32 @@ pub async fn create(
     })
 }
 
-fn key_in_use(err: tokio_postgres::Error) -> ApiError {
+fn key_in_use(err: tokio_postgres::Error) -> PaymentError {
     let lock_timeout = err
         .as_db_error()
         .is_some_and(|db| db.code().code() == "55P03");
     if lock_timeout {
-        ApiError::conflict(
-            "idempotency_key_in_use",
-            "a request with this Idempotency-Key is still in flight; retry",
-        )
+        PaymentError::KeyInFlight
     } else {
         err.into()
     }
+}
+
+/// Writes `event` of `payment` into the outbox, with the order as every answer shows it; call it
+/// inside the transaction that made the change.
+pub async fn record_event(
+    client: &impl GenericClient,
+    payment: &Payment,
+    event: EventType,
+) -> Result<(), tokio_postgres::Error> {
+    outbox::record(
+        client,
+        &payment.agency,
+        &payment.id,
+        event,
+        &payment.to_json(),
+    )
+    .await
 }
 
 /// A pending order past its `expires_at` no longer holds its reference, whether or not the
@@ -154,8 +165,8 @@ pub async fn expire_overdue_holder(
     client: &impl GenericClient,
     agency: &AgencyCode,
     reference: &str,
-    except: Option<&str>,
-) -> Result<(), ApiError> {
+    except: Option<&PaymentId>,
+) -> Result<(), DbError> {
     let expire = client
         .prepare_cached(&format!(
             "UPDATE payments p SET status = 'expired', closed_at = now()
@@ -165,16 +176,19 @@ pub async fn expire_overdue_holder(
         ))
         .await?;
     let rows = client
-        .query(&expire, &[&agency.as_str(), &reference, &except])
+        .query(
+            &expire,
+            &[&agency.as_str(), &reference, &except.map(PaymentId::as_str)],
+        )
         .await?;
     for row in rows {
-        outbox::record(client, &Payment::from_row(&row), EventType::Expired).await?;
+        record_event(client, &Payment::from_row(&row), EventType::Expired).await?;
     }
     Ok(())
 }
 
-async fn insert(client: &impl GenericClient, order: &NewPayment) -> Result<Payment, ApiError> {
-    let id = keys::random_id("pay", 12);
+async fn insert(client: &impl GenericClient, order: &NewPayment) -> Result<Payment, PaymentError> {
+    let id = PaymentId::generate();
     let default_expiry_s = DEFAULT_EXPIRY.whole_seconds() as f64;
     let statement = client
         .prepare_cached(&format!(
@@ -189,7 +203,7 @@ async fn insert(client: &impl GenericClient, order: &NewPayment) -> Result<Payme
         .query_one(
             &statement,
             &[
-                &id,
+                &id.as_str(),
                 &order.agency.as_str(),
                 &order.details.obligation().as_str(),
                 &order.reference,
@@ -208,16 +222,10 @@ async fn insert(client: &impl GenericClient, order: &NewPayment) -> Result<Payme
         Err(err) => Err(match violated_constraint(&err) {
             // The database's clock decides creation time; an `expires_at` that was ahead of
             // ours by a hair may not be ahead of it.
-            Some("payments_expiry_after_creation") => {
-                ApiError::invalid("expires_at", "must lie in the future")
+            Some("payments_expiry_after_creation") => PaymentError::ExpiryNotAhead,
+            Some("payments_active_reference") => {
+                PaymentError::DuplicateReference(order.reference.clone())
             }
-            Some("payments_active_reference") => ApiError::conflict(
-                "duplicate_reference",
-                format!(
-                    "another pending or paid order of this agency has reference {}",
-                    order.reference
-                ),
-            ),
             _ => err.into(),
         }),
     }
@@ -225,7 +233,11 @@ async fn insert(client: &impl GenericClient, order: &NewPayment) -> Result<Payme
 
 /// Reads an order; `agency` limits it to that agency's orders (another agency's order is
 /// exactly as absent as one that does not exist).
-pub async fn get(pool: &Pool, id: &str, agency: Option<&AgencyCode>) -> Result<Payment, ApiError> {
+pub async fn get(
+    pool: &Pool,
+    id: &PaymentId,
+    agency: Option<&AgencyCode>,
+) -> Result<Payment, PaymentError> {
     let client = pool.get().await?;
     let statement = client
         .prepare_cached(&format!(
@@ -234,10 +246,10 @@ pub async fn get(pool: &Pool, id: &str, agency: Option<&AgencyCode>) -> Result<P
         ))
         .await?;
     client
-        .query_opt(&statement, &[&id, &agency.map(AgencyCode::as_str)])
+        .query_opt(&statement, &[&id.as_str(), &agency.map(AgencyCode::as_str)])
         .await?
         .map(|row| Payment::from_row(&row))
-        .ok_or_else(|| payment_not_found(id))
+        .ok_or_else(|| PaymentError::NotFound(id.clone()))
 }
 
 /// Filters of `GET /v1/payments`.
@@ -245,7 +257,7 @@ pub async fn get(pool: &Pool, id: &str, agency: Option<&AgencyCode>) -> Result<P
 pub struct ListFilter {
     pub agency: Option<AgencyCode>,
     pub status: Option<PaymentStatus>,
-    pub obligation: Option<super::domain::Obligation>,
+    pub obligation: Option<Obligation>,
     pub reference: Option<String>,
     pub created_from: Option<OffsetDateTime>,
     pub created_to: Option<OffsetDateTime>,
@@ -271,7 +283,7 @@ impl<'a> Conditions<'a> {
 }
 
 /// Newest first, one page plus one row to tell whether another page follows.
-pub async fn list(pool: &Pool, filter: &ListFilter) -> Result<Vec<Payment>, ApiError> {
+pub async fn list(pool: &Pool, filter: &ListFilter) -> Result<Vec<Payment>, DbError> {
     let status = filter.status.as_ref().map(PaymentStatus::as_str);
     let obligation = filter.obligation.map(|o| o.as_str());
     let agency = filter.agency.as_ref().map(AgencyCode::as_str);
@@ -315,13 +327,13 @@ pub async fn list(pool: &Pool, filter: &ListFilter) -> Result<Vec<Payment>, ApiE
 }
 
 /// Cancels a pending order; a cancelled one answers the same again; anything else is
-/// 409 `not_cancellable`. The order row is locked while this is decided, so a concurrent
+/// [`PaymentError::NotCancellable`]. The order row is locked while this is decided, so a concurrent
 /// payment or expiry waits (or, for the sweep, skips it).
 pub async fn cancel(
     pool: &Pool,
-    id: &str,
+    id: &PaymentId,
     agency: Option<&AgencyCode>,
-) -> Result<Payment, ApiError> {
+) -> Result<Payment, PaymentError> {
     let mut client = pool.get().await?;
     let transaction = client.transaction().await?;
     let row = transaction
@@ -330,10 +342,10 @@ pub async fn cancel(
                 "SELECT {PAYMENT_COLUMNS} FROM payments p
                  WHERE p.id = $1 AND ($2::text IS NULL OR p.agency_code = $2) FOR UPDATE"
             ),
-            &[&id, &agency.map(AgencyCode::as_str)],
+            &[&id.as_str(), &agency.map(AgencyCode::as_str)],
         )
         .await?
-        .ok_or_else(|| payment_not_found(id))?;
+        .ok_or_else(|| PaymentError::NotFound(id.clone()))?;
     let payment = Payment::from_row(&row);
     match payment.status {
         PaymentStatus::Cancelled => Ok(payment),
@@ -344,29 +356,25 @@ pub async fn cancel(
                         "UPDATE payments p SET status = 'cancelled', closed_at = now()
                          WHERE p.id = $1 RETURNING {PAYMENT_COLUMNS}"
                     ),
-                    &[&id],
+                    &[&id.as_str()],
                 )
                 .await?;
             let cancelled = Payment::from_row(&row);
-            outbox::record(&transaction, &cancelled, EventType::Cancelled).await?;
+            record_event(&transaction, &cancelled, EventType::Cancelled).await?;
             transaction.commit().await?;
             tracing::info!(payment_id = %id, "payment order cancelled");
             Ok(cancelled)
         }
-        PaymentStatus::Paid | PaymentStatus::Expired => Err(ApiError::conflict(
-            "not_cancellable",
-            format!(
-                "the order is {} and can no longer be cancelled",
-                payment.status.as_str()
-            ),
-        )),
+        PaymentStatus::Paid | PaymentStatus::Expired => {
+            Err(PaymentError::NotCancellable(payment.status))
+        }
     }
 }
 
 /// Expires one batch of overdue pending orders, with their events, in one transaction.
 /// `SKIP LOCKED` lets several replicas sweep at once without waiting on each other or on an
 /// order whose payment or cancellation is being decided; returns how many it expired.
-pub async fn expire_due(pool: &Pool) -> Result<usize, ApiError> {
+pub async fn expire_due(pool: &Pool) -> Result<usize, DbError> {
     let mut client = pool.get().await?;
     let transaction = client.transaction().await?;
     let rows = transaction
@@ -385,7 +393,7 @@ pub async fn expire_due(pool: &Pool) -> Result<usize, ApiError> {
         )
         .await?;
     for row in &rows {
-        outbox::record(&transaction, &Payment::from_row(row), EventType::Expired).await?;
+        record_event(&transaction, &Payment::from_row(row), EventType::Expired).await?;
     }
     transaction.commit().await?;
     Ok(rows.len())

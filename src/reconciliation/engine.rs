@@ -24,20 +24,18 @@ use std::time::Duration;
 
 use deadpool_postgres::Pool;
 use rust_decimal::Decimal;
-use serde::Serialize;
-use serde_json::{json, Map, Value};
 use time::{Date, OffsetDateTime};
 use tokio::sync::mpsc;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::Type;
-use utoipa::ToSchema;
 
+use super::error::ReconcileError;
+use super::model::{Outcome, Run, TotalsBy, RUN_COLUMNS};
 use super::statement::{Line, StatementError, StatementReader};
-use crate::auth::keys;
-use crate::banks::callbacks::{self, Callback, CallbackStatus, Source};
-use crate::codes::BankCode;
-use crate::http::error::ApiError;
-use crate::payments::domain::Obligation;
+use crate::banks::callbacks::{
+    self, Callback, CallbackError, CallbackOutcome, CallbackStatus, Source,
+};
+use crate::domain::{Amount, BankCode, BankTxnId, Obligation, PaymentId, RunId, Totals};
 
 /// Lines per message from the parsing thread; with [`CHANNEL_BATCHES`] this bounds memory.
 const BATCH_LINES: usize = 2_000;
@@ -59,121 +57,6 @@ pub const RUN_LOCK_TIMEOUT_MS: u64 = 10 * 60 * 1_000;
 pub const RUN_ATTEMPTS: u32 = 3;
 /// The wait before the second attempt; each further attempt waits this much longer again.
 const RUN_RETRY_BACKOFF_MS: u64 = 250;
-
-pub const OUTCOMES: [&str; 7] = [
-    "matched",
-    "recovered",
-    "missing_in_gateway",
-    "missing_in_bank",
-    "mismatch",
-    "duplicate_in_statement",
-    "invalid_line",
-];
-
-#[derive(Debug, thiserror::Error)]
-pub enum ReconcileError {
-    #[error(transparent)]
-    Statement(#[from] StatementError),
-    #[error(transparent)]
-    Api(#[from] ApiError),
-    /// A statement of the run failed; kept as it is, so that the run can tell a lost deadlock
-    /// or serialization conflict (worth running again) from anything else.
-    #[error(transparent)]
-    Database(#[from] tokio_postgres::Error),
-}
-
-/// SQLSTATEs after which the same run, started again, succeeds: a serialization failure and a
-/// deadlock's victim (PostgreSQL rolled the transaction back, so nothing of it was kept).
-const RETRIABLE_SQLSTATES: [&str; 2] = ["40001", "40P01"];
-
-fn is_retriable_database_error(err: &tokio_postgres::Error) -> bool {
-    err.as_db_error()
-        .is_some_and(|db| RETRIABLE_SQLSTATES.contains(&db.code().code()))
-}
-
-impl ReconcileError {
-    /// Whether running the whole run again may succeed. Besides the run's own statements, a
-    /// recovery goes through the callback path, which reports a lost deadlock as `unavailable`
-    /// together with other passing failures of the database; running again after any of those
-    /// is safe (the failed attempt kept nothing) and the attempts are bounded.
-    fn is_retriable(&self) -> bool {
-        match self {
-            ReconcileError::Statement(_) => false,
-            ReconcileError::Database(err) => is_retriable_database_error(err),
-            ReconcileError::Api(ApiError::Unavailable(_)) => true,
-            ReconcileError::Api(ApiError::Internal(err)) => err
-                .chain()
-                .filter_map(|cause| cause.downcast_ref::<tokio_postgres::Error>())
-                .any(is_retriable_database_error),
-            ReconcileError::Api(_) => false,
-        }
-    }
-}
-
-impl From<deadpool_postgres::PoolError> for ReconcileError {
-    fn from(err: deadpool_postgres::PoolError) -> Self {
-        ReconcileError::Api(err.into())
-    }
-}
-
-impl From<ReconcileError> for ApiError {
-    fn from(err: ReconcileError) -> Self {
-        match err {
-            ReconcileError::Statement(err) => ApiError::invalid("statement", err.to_string()),
-            ReconcileError::Api(err) => err,
-            ReconcileError::Database(err) => err.into(),
-        }
-    }
-}
-
-/// A recorded run, as every answer returns it.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-#[schema(example = json!({
-    "id": "rec_7d1e0f3a9b2c4d5e6f708192", "bank": "VCB", "date": "2026-11-22",
-    "created_at": "2026-11-23T02:30:00.123456Z", "statement_lines": 3,
-    "summary": {"matched": {"count": 1, "amount": "150000"}, "recovered": {"count": 1, "amount": "300000"},
-        "missing_in_gateway": {"count": 0, "amount": "0"}, "missing_in_bank": {"count": 1, "amount": "200000"},
-        "mismatch": {"count": 0, "amount": "0"}, "duplicate_in_statement": {"count": 0, "amount": "0"},
-        "invalid_line": {"count": 1, "amount": "0"}},
-    "by_obligation": {"fee": {"count": 2, "amount": "450000"}, "tax": {"count": 0, "amount": "0"},
-        "social_insurance": {"count": 0, "amount": "0"}, "fine": {"count": 0, "amount": "0"},
-        "electricity": {"count": 0, "amount": "0"}, "court_advance": {"count": 0, "amount": "0"}}
-}))]
-pub struct Run {
-    pub id: String,
-    pub bank: String,
-    /// The business day (Vietnam time) reconciled.
-    #[schema(value_type = String, format = Date)]
-    pub date: String,
-    #[serde(serialize_with = "crate::timefmt::serialize")]
-    #[schema(value_type = String, format = DateTime)]
-    pub created_at: OffsetDateTime,
-    pub statement_lines: i32,
-    /// Every outcome, zeros included: `{"count", "amount"}`.
-    #[schema(value_type = Object)]
-    pub summary: Value,
-    /// The matched and recovered money credited to agencies, by obligation.
-    #[schema(value_type = Object)]
-    pub by_obligation: Value,
-}
-
-impl Run {
-    pub fn from_row(row: &tokio_postgres::Row) -> Run {
-        let date: Date = row.get(2);
-        Run {
-            id: row.get(0),
-            bank: row.get(1),
-            date: date.to_string(),
-            created_at: row.get(3),
-            statement_lines: row.get(4),
-            summary: row.get(5),
-            by_obligation: row.get(6),
-        }
-    }
-}
-
-pub const RUN_COLUMNS: &str =
-    "id, bank_code, date, created_at, statement_lines, summary, by_obligation";
 
 /// Reports progress (bytes of the statement read) to whoever watches, e.g. a progress bar.
 pub type Progress = Box<dyn Fn(u64) + Send + Sync>;
@@ -221,7 +104,7 @@ pub async fn run(
         .await?
         .get(0);
     if known == 0 {
-        return Err(ApiError::invalid("bank", "no such bank").into());
+        return Err(ReconcileError::UnknownBank(bank.clone()));
     }
     let progress: Option<Arc<dyn Fn(u64) + Send + Sync>> = progress.map(Arc::from);
     // Each attempt reads the file from its start at offsets of its own, so that a failed
@@ -263,7 +146,7 @@ async fn run_once(
         })
     })
     .await
-    .map_err(ApiError::internal)??;
+    .map_err(|err| ReconcileError::Internal(err.into()))??;
 
     let mut client = pool.get().await?;
     let mut transaction = client.transaction().await?;
@@ -302,12 +185,12 @@ async fn run_once(
     phase("copy");
     transaction.batch_execute("ANALYZE statement_lines").await?;
 
-    let run_id = keys::random_id("rec", 12);
+    let run_id = RunId::generate();
     transaction
         .execute(
             "INSERT INTO reconciliation_runs (id, bank_code, date, statement_lines, summary, by_obligation)
              VALUES ($1, $2, $3, $4, '{}', '{}')",
-            &[&run_id, &bank.as_str(), &date, &statement_lines],
+            &[&run_id.as_str(), &bank.as_str(), &date, &statement_lines],
         )
         .await?;
     classify(&transaction, bank).await?;
@@ -321,6 +204,11 @@ async fn run_once(
     record_items(&transaction, &run_id, bank, date).await?;
     phase("items");
     let (summary, by_obligation) = totals(&transaction, &run_id).await?;
+    // Written as JSON in their documented order (the columns are `json`, which keeps it).
+    let summary =
+        serde_json::to_value(&summary).map_err(|err| ReconcileError::Internal(err.into()))?;
+    let by_obligation =
+        serde_json::to_value(&by_obligation).map_err(|err| ReconcileError::Internal(err.into()))?;
     phase("totals");
     let row = transaction
         .query_one(
@@ -328,7 +216,7 @@ async fn run_once(
                 "UPDATE reconciliation_runs SET summary = $2, by_obligation = $3 WHERE id = $1
                  RETURNING {RUN_COLUMNS}"
             ),
-            &[&run_id, &summary, &by_obligation],
+            &[&run_id.as_str(), &summary, &by_obligation],
         )
         .await?;
     transaction.commit().await?;
@@ -451,7 +339,9 @@ async fn copy_statement(
         }
     }
     writer.finish().await?;
-    parser.await.map_err(ApiError::internal)?;
+    parser
+        .await
+        .map_err(|err| ReconcileError::Internal(err.into()))?;
     Ok(lines)
 }
 
@@ -548,42 +438,46 @@ async fn recover(
         for row in &rows {
             let amount: Decimal = row.get(3);
             let callback = Callback {
-                bank_txn_id: row.get(1),
-                payment_id: row.get(2),
-                amount: crate::payments::domain::Amount::from_decimal(amount)
-                    .expect("statement amounts were validated"),
+                bank_txn_id: BankTxnId::from_trusted(row.get(1)),
+                payment_id: PaymentId::from_trusted(row.get(2)),
+                amount: Amount::from_decimal(amount).ok_or_else(|| {
+                    ReconcileError::Internal(anyhow::anyhow!(
+                        "the statement amount {amount} was read as an Amount yet is not one"
+                    ))
+                })?,
                 currency: row.get(4),
-                status: CallbackStatus::Succeeded,
-                paid_at: Some(row.get(5)),
+                status: CallbackStatus::Succeeded {
+                    paid_at: row.get(5),
+                },
                 failure_reason: None,
             };
-            let answer =
+            let applied =
                 callbacks::process_on(client, bank, &callback, Source::Reconciliation).await;
-            let (outcome, detail, paid) = match answer {
-                Ok(answer) if answer.result == "accepted" => ("recovered", None, true),
-                Ok(answer) if answer.result == "exception" => (
-                    "recovered",
+            let (outcome, detail, paid) = match applied {
+                Ok(CallbackOutcome::Accepted { .. }) => (Outcome::Recovered, None, true),
+                Ok(CallbackOutcome::Exception { reason, .. }) => (
+                    Outcome::Recovered,
                     Some(format!(
                         "applied as an exception ({}): the money is in suspense",
-                        answer.exception.unwrap_or("exception")
+                        reason.as_str()
                     )),
                     false,
                 ),
-                Ok(_) => (
-                    "matched",
+                Ok(CallbackOutcome::Duplicate { .. }) => (
+                    Outcome::Matched,
                     Some("a callback arrived during the run".to_owned()),
                     false,
                 ),
                 // The order or its amount changed since the lines were classified.
-                Err(err) if matches!(err.code(), "payment_not_found" | "amount_mismatch") => {
-                    ("missing_in_gateway", Some(err.to_string()), false)
+                Err(err @ (CallbackError::PaymentNotFound(_) | CallbackError::AmountMismatch)) => {
+                    (Outcome::MissingInGateway, Some(err.to_string()), false)
                 }
                 // Anything else (the database, a lock wait) fails the whole run: nothing is
                 // recorded, and running it again is safe.
                 Err(err) => return Err(err.into()),
             };
             lines.push(row.get::<_, i32>(0));
-            outcomes.push(outcome);
+            outcomes.push(outcome.as_str());
             details.push(detail);
             credited.push(paid);
         }
@@ -606,10 +500,11 @@ async fn recover(
 /// day that no statement carried.
 async fn record_items(
     client: &deadpool_postgres::Transaction<'_>,
-    run_id: &str,
+    run_id: &RunId,
     bank: &BankCode,
     date: Date,
 ) -> Result<(), ReconcileError> {
+    let run_id = run_id.as_str();
     let (day_start, day_end) = business_day(date);
     client
         .execute(
@@ -669,55 +564,37 @@ async fn record_items(
 /// The run's summary (every outcome, zeros included) and its by-obligation totals.
 async fn totals(
     client: &deadpool_postgres::Transaction<'_>,
-    run_id: &str,
-) -> Result<(Value, Value), ReconcileError> {
+    run_id: &RunId,
+) -> Result<(TotalsBy<Outcome>, TotalsBy<Obligation>), ReconcileError> {
     let rows = client
         .query(
             "SELECT outcome, count(*),
                     coalesce(sum(CASE WHEN outcome = 'missing_in_bank' THEN gateway_amount
                                       ELSE statement_amount END), 0)
              FROM reconciliation_items WHERE run_id = $1 GROUP BY outcome",
-            &[&run_id],
+            &[&run_id.as_str()],
         )
         .await?;
-    let mut summary = Map::new();
-    for outcome in OUTCOMES {
-        summary.insert(outcome.to_owned(), json!({"count": 0, "amount": "0"}));
-    }
+    let mut summary = TotalsBy::zeros(Outcome::ALL);
     for row in &rows {
-        let outcome: String = row.get(0);
-        let count: i64 = row.get(1);
-        let amount: Decimal = row.get(2);
-        summary.insert(
-            outcome,
-            json!({"count": count, "amount": amount.normalize().to_string()}),
-        );
+        summary.set(row.get(0), Totals::new(row.get(1), row.get(2)));
     }
     let rows = client
         .query(
             "SELECT obligation, count(*), sum(statement_amount) FROM reconciliation_items
              WHERE run_id = $1 AND outcome IN ('matched', 'recovered') AND obligation IS NOT NULL
              GROUP BY obligation",
-            &[&run_id],
+            &[&run_id.as_str()],
         )
         .await?;
-    let mut by_obligation = Map::new();
-    for obligation in Obligation::ALL {
-        by_obligation.insert(
-            obligation.as_str().to_owned(),
-            json!({"count": 0, "amount": "0"}),
-        );
-    }
+    let mut by_obligation = TotalsBy::zeros(Obligation::ALL);
     for row in &rows {
-        let obligation: String = row.get(0);
-        let count: i64 = row.get(1);
-        let amount: Decimal = row.get(2);
-        by_obligation.insert(
-            obligation,
-            json!({"count": count, "amount": amount.normalize().to_string()}),
-        );
+        let obligation = Obligation::parse(row.get(0)).map_err(|err| {
+            ReconcileError::Internal(anyhow::anyhow!("reconciliation_items.obligation {err}"))
+        })?;
+        by_obligation.set(obligation, Totals::new(row.get(1), row.get(2)));
     }
-    Ok((Value::Object(summary), Value::Object(by_obligation)))
+    Ok((summary, by_obligation))
 }
 
 #[cfg(test)]
@@ -730,18 +607,6 @@ mod tests {
         assert!(RunBy::Admin.applies_recoveries());
         assert!(RunBy::CommandLine.applies_recoveries());
         assert!(!RunBy::Auditor.applies_recoveries());
-    }
-
-    #[test]
-    fn only_conflicts_and_outages_make_a_run_worth_running_again() {
-        let outage = ReconcileError::Api(ApiError::Unavailable("the database restarted".into()));
-        assert!(outage.is_retriable());
-        let invalid = ReconcileError::Api(ApiError::invalid("bank", "no such bank"));
-        assert!(!invalid.is_retriable());
-        let statement = ReconcileError::Statement(StatementError::NoHeader);
-        assert!(!statement.is_retriable());
-        let internal = ReconcileError::Api(ApiError::internal(anyhow::anyhow!("a bug")));
-        assert!(!internal.is_retriable());
     }
 
     #[test]

@@ -15,7 +15,7 @@ use std::io::{BufRead, BufReader, ErrorKind, Read};
 
 use time::OffsetDateTime;
 
-use crate::payments::domain::Amount;
+use crate::domain::Amount;
 
 /// The longest record the reader keeps, in bytes of the file (line breaks inside quoted fields
 /// included, the record's own line break excluded). A longer one is an invalid line.

@@ -16,7 +16,7 @@ pub struct DataDir(pub PathBuf);
 
 impl DataDir {
     pub fn new(prefix: &str) -> DataDir {
-        let dir = std::env::temp_dir().join(paygate::auth::keys::random_id(prefix, 6));
+        let dir = std::env::temp_dir().join(paygate::domain::ids::random_id(prefix, 6));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
         DataDir(dir)

@@ -93,7 +93,7 @@ async fn run(args: Args) -> Result<bool, String> {
         .map_err(|err| format!("cannot build the HTTP client: {err}"))?;
     let base = args.base_url.trim_end_matches('/').to_owned();
     // 8 hex digits, upper case: unique enough for codes, references and idempotency keys.
-    let tag = paygate::auth::keys::random_id("x", 4)[2..].to_ascii_uppercase();
+    let tag = paygate::domain::ids::random_id("x", 4)[2..].to_ascii_uppercase();
     let agency = format!("LOADGEN.{tag}");
     let bank = args.bank.clone().unwrap_or_else(|| format!("LG{tag}"));
 
@@ -143,15 +143,10 @@ async fn run(args: Args) -> Result<bool, String> {
 
     let callbacks = {
         let orders = orders.clone();
-        phase(
-            orders.len(),
-            args.concurrency,
-            setup.clone(),
-            move |setup, i| {
-                let orders = orders.clone();
-                async move { send_callback(&setup, &orders[i]).await }
-            },
-        )
+        phase(orders.len(), args.concurrency, setup.clone(), move |setup, i| {
+            let orders = orders.clone();
+            async move { send_callback(&setup, &orders[i]).await }
+        })
         .await
     };
     report("callbacks", &callbacks);
@@ -164,10 +159,8 @@ async fn run(args: Args) -> Result<bool, String> {
         .await
         .map_err(|err| format!("GET /v1/ledger/verify: {err}"))?;
     let status = verify.status();
-    let verify: Value = verify
-        .json()
-        .await
-        .map_err(|err| format!("GET /v1/ledger/verify: {err}"))?;
+    let verify: Value =
+        verify.json().await.map_err(|err| format!("GET /v1/ledger/verify: {err}"))?;
     let ok = status.is_success() && verify["ok"] == Value::Bool(true);
     println!(
         "ledger verify: ok={} transactions={} entries={}",
@@ -187,16 +180,21 @@ async fn admin_post(
     if let Some(body) = body {
         request = request.json(&body);
     }
-    let answer = request
-        .send()
-        .await
-        .map_err(|err| format!("POST {path}: {err}"))?;
+    created(request.send().await, &format!("POST {path}")).await
+}
+
+/// The JSON body of `answer`, which must be a 201; errors name `what` was asked.
+async fn created(
+    answer: Result<reqwest::Response, reqwest::Error>,
+    what: &str,
+) -> Result<Value, String> {
+    let answer = answer.map_err(|err| format!("{what}: {err}"))?;
     let status = answer.status();
     let text = answer.text().await.unwrap_or_default();
     if status != reqwest::StatusCode::CREATED {
-        return Err(format!("POST {path} answered {status}: {text}"));
+        return Err(format!("{what} answered {status}: {text}"));
     }
-    serde_json::from_str(&text).map_err(|err| format!("POST {path}: {err}"))
+    serde_json::from_str(&text).map_err(|err| format!("{what}: {err}"))
 }
 
 fn string_field(value: &Value, name: &str) -> Result<String, String> {
@@ -285,10 +283,7 @@ fn report<T>(name: &str, phase: &Phase<T>) {
     println!("  succeeded    {}", phase.items.len());
     println!("  errors       {}", phase.errors);
     println!("  wall time    {wall:.3} s");
-    println!(
-        "  throughput   {:.1} {name}/s",
-        phase.items.len() as f64 / wall.max(f64::EPSILON)
-    );
+    println!("  throughput   {:.1} {name}/s", phase.items.len() as f64 / wall.max(f64::EPSILON));
     if !latencies.is_empty() {
         println!(
             "  latency ms   p50 {:.2}  p95 {:.2}  p99 {:.2}  max {:.2}",
@@ -360,18 +355,9 @@ async fn create_order(setup: Arc<Setup>, i: usize) -> Result<Order, String> {
         .header("Idempotency-Key", format!("loadgen-{}-{i}", setup.tag))
         .json(&order_body(&setup.tag, i))
         .send()
-        .await
-        .map_err(|err| format!("order {i}: {err}"))?;
-    let status = answer.status();
-    let text = answer.text().await.unwrap_or_default();
-    if status != reqwest::StatusCode::CREATED {
-        return Err(format!("order {i}: {status}: {text}"));
-    }
-    let payment: Value = serde_json::from_str(&text).map_err(|err| format!("order {i}: {err}"))?;
-    Ok(Order {
-        id: string_field(&payment, "id")?,
-        amount: string_field(&payment, "amount")?,
-    })
+        .await;
+    let payment = created(answer, &format!("order {i}")).await?;
+    Ok(Order { id: string_field(&payment, "id")?, amount: string_field(&payment, "amount")? })
 }
 
 async fn send_callback(setup: &Setup, order: &Order) -> Result<(), String> {
@@ -385,12 +371,8 @@ async fn send_callback(setup: &Setup, order: &Order) -> Result<(), String> {
         "paid_at": paygate::timefmt::format_utc(now),
     }))
     .expect("JSON serialises");
-    let signature = paygate::signature::sign(
-        setup.secret.as_bytes(),
-        &setup.kid,
-        now.unix_timestamp(),
-        &body,
-    );
+    let signature =
+        paygate::signature::sign(setup.secret.as_bytes(), &setup.kid, now.unix_timestamp(), &body);
     let answer = setup
         .client
         .post(format!("{}/v1/banks/{}/callbacks", setup.base, setup.bank))

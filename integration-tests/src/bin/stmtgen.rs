@@ -21,6 +21,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{Parser, Subcommand};
+use integration_tests::world::OUTCOMES;
 use serde_json::{json, Map, Value};
 use time::{Date, OffsetDateTime};
 use tokio_postgres::{Client, NoTls};
@@ -108,11 +109,8 @@ struct StatementArgs {
 }
 
 fn parse_date(text: &str) -> Result<Date, String> {
-    Date::parse(
-        text,
-        time::macros::format_description!("[year]-[month]-[day]"),
-    )
-    .map_err(|_| "must be a date YYYY-MM-DD".to_owned())
+    Date::parse(text, time::macros::format_description!("[year]-[month]-[day]"))
+        .map_err(|_| "must be a date YYYY-MM-DD".to_owned())
 }
 
 fn check_code(code: &str) -> Result<(), String> {
@@ -125,9 +123,7 @@ fn check_code(code: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!(
-            "{code}: a code must match ^[A-Z0-9][A-Z0-9._-]{{1,31}}$"
-        ))
+        Err(format!("{code}: a code must match ^[A-Z0-9][A-Z0-9._-]{{1,31}}$"))
     }
 }
 
@@ -217,16 +213,8 @@ async fn seed(args: SeedArgs) -> Result<(), String> {
     let prefix = id_prefix(&args.bank);
     let date = args.date;
     // Text parameters the details use: the day as YYMMDD, the previous month, a violation date.
-    let yymmdd = format!(
-        "{:02}{:02}{:02}",
-        date.year() % 100,
-        u8::from(date.month()),
-        date.day()
-    );
-    let previous_month = date
-        .replace_day(1)
-        .map_err(|e| e.to_string())?
-        .previous_day();
+    let yymmdd = format!("{:02}{:02}{:02}", date.year() % 100, u8::from(date.month()), date.day());
+    let previous_month = date.replace_day(1).map_err(|e| e.to_string())?.previous_day();
     let previous_month = previous_month.map_or_else(
         || "2026-01".to_owned(),
         |d| format!("{:04}-{:02}", d.year(), u8::from(d.month())),
@@ -318,10 +306,7 @@ async fn seed(args: SeedArgs) -> Result<(), String> {
         .await
         .map_err(db)?;
     tx.commit().await.map_err(db)?;
-    client
-        .batch_execute("ANALYZE payments; ANALYZE bank_callbacks")
-        .await
-        .map_err(db)?;
+    client.batch_execute("ANALYZE payments; ANALYZE bank_callbacks").await.map_err(db)?;
     let last = args.first + args.payments.max(args.pending) - 1;
     eprintln!(
         "stmtgen: seeded {paid} paid orders {prefix}{first}..{prefix}{last_paid} (bank_txn_id FT{first}..) \
@@ -349,16 +334,6 @@ impl Rng {
     }
 }
 
-const OUTCOMES: [&str; 7] = [
-    "matched",
-    "recovered",
-    "missing_in_gateway",
-    "missing_in_bank",
-    "mismatch",
-    "duplicate_in_statement",
-    "invalid_line",
-];
-
 #[derive(Default, Clone, Copy)]
 struct Tally {
     count: u64,
@@ -369,10 +344,7 @@ struct Expected([Tally; 7]);
 
 impl Expected {
     fn add(&mut self, outcome: &str, amount: i64) {
-        let index = OUTCOMES
-            .iter()
-            .position(|o| *o == outcome)
-            .expect("a known outcome");
+        let index = OUTCOMES.iter().position(|o| *o == outcome).expect("a known outcome");
         self.0[index].count += 1;
         self.0[index].amount += amount as u128;
     }
@@ -487,10 +459,7 @@ async fn statement(args: StatementArgs) -> Result<(), String> {
         .map_err(db)?;
     let portal = tx.bind(&records, &[&args.bank, &day]).await.map_err(db)?;
     let day_micros: i64 = tx
-        .query_one(
-            "SELECT (extract(epoch FROM $1::text::timestamptz) * 1000000)::int8",
-            &[&day],
-        )
+        .query_one("SELECT (extract(epoch FROM $1::text::timestamptz) * 1000000)::int8", &[&day])
         .await
         .map_err(db)?
         .get(0);
@@ -552,11 +521,8 @@ async fn statement(args: StatementArgs) -> Result<(), String> {
             // Extra lines, after this record, at the same time of day.
             if rng.next_f64() < args.share_invalid {
                 extra += 1;
-                writeln!(
-                    out,
-                    "FTBAD{date_tag}-{extra},{payment_id},12O000,{paid_at},VND"
-                )
-                .map_err(io)?;
+                writeln!(out, "FTBAD{date_tag}-{extra},{payment_id},12O000,{paid_at},VND")
+                    .map_err(io)?;
                 lines += 1;
                 expected.add("invalid_line", 0);
             }
@@ -575,9 +541,8 @@ async fn statement(args: StatementArgs) -> Result<(), String> {
                 match pending.next(&tx).await? {
                     Some((order_id, order_amount)) => {
                         // FTP<i> for the order seed_<BANK>_p<i>: never a seeded FT<i>.
-                        let number = order_id
-                            .strip_prefix(pending.prefix.as_str())
-                            .unwrap_or(&order_id);
+                        let number =
+                            order_id.strip_prefix(pending.prefix.as_str()).unwrap_or(&order_id);
                         // A minute later than the record, still on the same day.
                         let at = (micros + 60_000_000).min(day_micros + 86_400_000_000 - 1);
                         writeln!(
@@ -605,10 +570,7 @@ async fn statement(args: StatementArgs) -> Result<(), String> {
         );
     }
     if records_read == 0 {
-        eprintln!(
-            "stmtgen: warning: no callbacks of {} recorded on {}",
-            args.bank, args.date
-        );
+        eprintln!("stmtgen: warning: no callbacks of {} recorded on {}", args.bank, args.date);
     }
     eprintln!(
         "stmtgen: wrote {lines} lines to {} from {taken} of {records_read} recorded callbacks in {:.2} s",
@@ -623,9 +585,6 @@ async fn statement(args: StatementArgs) -> Result<(), String> {
         "statement_lines": lines,
         "summary": expected.to_json(),
     });
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&report).expect("JSON serialises")
-    );
+    println!("{}", serde_json::to_string_pretty(&report).expect("JSON serialises"));
     Ok(())
 }

@@ -1,3 +1,4 @@
+use integration_tests::answers::RequestExt;
 use integration_tests::{assert_problem, TestApp};
 use reqwest::Method;
 use serde_json::json;
@@ -5,44 +6,20 @@ use serde_json::json;
 /// Every administrative endpoint with a body that would be valid.
 fn admin_endpoints() -> Vec<(Method, &'static str, serde_json::Value)> {
     vec![
-        (
-            Method::POST,
-            "/v1/agencies",
-            json!({"code": "NEWAG", "name": "Mới"}),
-        ),
+        (Method::POST, "/v1/agencies", json!({"code": "NEWAG", "name": "Mới"})),
         (Method::GET, "/v1/agencies/AG1", json!(null)),
-        (
-            Method::PATCH,
-            "/v1/agencies/AG1",
-            json!({"notify_url": null}),
-        ),
+        (Method::PATCH, "/v1/agencies/AG1", json!({"notify_url": null})),
         (Method::POST, "/v1/agencies/AG1/keys", json!(null)),
-        (
-            Method::POST,
-            "/v1/banks",
-            json!({"code": "NEWBANK", "name": "Mới"}),
-        ),
+        (Method::POST, "/v1/banks", json!({"code": "NEWBANK", "name": "Mới"})),
         (Method::GET, "/v1/banks/BNK", json!(null)),
         (Method::POST, "/v1/banks/BNK/keys", json!(null)),
-        (
-            Method::DELETE,
-            "/v1/banks/BNK/keys/kid_0000000000000000",
-            json!(null),
-        ),
+        (Method::DELETE, "/v1/banks/BNK/keys/kid_0000000000000000", json!(null)),
         (Method::POST, "/v1/api-keys", json!({"role": "auditor"})),
-        (
-            Method::POST,
-            "/v1/api-keys",
-            json!({"role": "admin", "label": "Quản trị"}),
-        ),
+        (Method::POST, "/v1/api-keys", json!({"role": "admin", "label": "Quản trị"})),
         (Method::GET, "/v1/api-keys", json!(null)),
         (Method::GET, "/v1/api-keys?role=admin", json!(null)),
         (Method::DELETE, "/v1/api-keys/key_1", json!(null)),
-        (
-            Method::POST,
-            "/v1/agencies/AG1/keys",
-            json!({"label": "Máy chủ 2"}),
-        ),
+        (Method::POST, "/v1/agencies/AG1/keys", json!({"label": "Máy chủ 2"})),
         (Method::POST, "/v1/agencies/AG1/notify-secret", json!(null)),
         (Method::PATCH, "/v1/agencies/AG1", json!({"disabled": true})),
         (
@@ -89,9 +66,7 @@ async fn business_rows(app: &TestApp) -> Vec<String> {
 
 #[tokio::test]
 async fn admin_endpoints_without_a_key_answer_401_and_change_nothing() {
-    let app = TestApp::spawn().await;
-    app.create_agency("AG1").await;
-    app.create_bank("BNK").await;
+    let app = TestApp::with_agency_and_bank("AG1", "BNK").await;
     let before = business_rows(&app).await;
     for (method, path, body) in admin_endpoints().into_iter().chain(lists_auditors_read()) {
         let mut request = app.http.request(method.clone(), app.url(path));
@@ -99,11 +74,7 @@ async fn admin_endpoints_without_a_key_answer_401_and_change_nothing() {
             request = request.json(&body);
         }
         let response = request.send().await.unwrap();
-        assert_eq!(
-            response.headers()["www-authenticate"],
-            "Bearer",
-            "{method} {path}"
-        );
+        assert_eq!(response.headers()["www-authenticate"], "Bearer", "{method} {path}");
         assert_problem(response, 401, "unauthenticated").await;
     }
     assert_eq!(business_rows(&app).await, before);
@@ -130,14 +101,10 @@ async fn unknown_revoked_or_malformed_keys_answer_401() {
         format!("Bearer {}", "x".repeat(10_000)),
     ];
     for header in headers {
-        let response = app
-            .http
-            .get(app.url("/v1/banks/VCB"))
+        app.get("/v1/banks/VCB")
             .header("Authorization", &header)
-            .send()
-            .await
-            .unwrap();
-        assert_problem(response, 401, "unauthenticated").await;
+            .problem(401, "unauthenticated")
+            .await;
     }
 }
 
@@ -151,18 +118,12 @@ async fn auditor_and_agency_keys_are_forbidden_on_admin_endpoints_and_change_not
     let before = business_rows(&app).await;
     for key in [&auditor, &agency_key] {
         let endpoints = if *key == agency_key {
-            admin_endpoints()
-                .into_iter()
-                .chain(lists_auditors_read())
-                .collect()
+            admin_endpoints().into_iter().chain(lists_auditors_read()).collect()
         } else {
             admin_endpoints()
         };
         for (method, path, body) in endpoints {
-            let mut request = app
-                .http
-                .request(method.clone(), app.url(path))
-                .bearer_auth(key);
+            let mut request = app.http.request(method.clone(), app.url(path)).bearer_auth(key);
             if !body.is_null() {
                 request = request.json(&body);
             }
@@ -176,14 +137,7 @@ async fn auditor_and_agency_keys_are_forbidden_on_admin_endpoints_and_change_not
 #[tokio::test]
 async fn authentication_is_checked_before_the_body_is_read() {
     let app = TestApp::spawn().await;
-    let response = app
-        .http
-        .post(app.url("/v1/agencies"))
-        .body("{not json")
-        .send()
-        .await
-        .unwrap();
-    assert_problem(response, 401, "unauthenticated").await;
+    app.post("/v1/agencies").body("{not json").problem(401, "unauthenticated").await;
 }
 
 #[tokio::test]
@@ -192,10 +146,7 @@ async fn api_keys_are_stored_only_as_hashes() {
     let key = app.key_with_role("auditor").await;
     assert!(key.starts_with("pgk_") && key.len() >= 47, "{key}");
     let client = app.db.get().await.unwrap();
-    let rows = client
-        .query("SELECT key_hash FROM api_keys", &[])
-        .await
-        .unwrap();
+    let rows = client.query("SELECT key_hash FROM api_keys", &[]).await.unwrap();
     for row in rows {
         let hash: Vec<u8> = row.get(0);
         assert_eq!(hash.len(), 32);
@@ -211,40 +162,23 @@ async fn api_keys_are_stored_only_as_hashes() {
 }
 
 fn paygate_hash_hex(key: &str) -> String {
-    paygate::auth::keys::hash_api_key(key)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    paygate::auth::keys::hash_api_key(key).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[tokio::test]
 async fn auditors_read_the_agency_and_bank_lists_but_not_the_key_list() {
-    let app = TestApp::spawn().await;
-    app.create_agency("AG1").await;
-    app.create_bank("BNK").await;
+    let app = TestApp::with_agency_and_bank("AG1", "BNK").await;
     let auditor = app.key_with_role("auditor").await;
     for (method, path, _) in lists_auditors_read() {
-        let response = app
-            .http
-            .request(method, app.url(path))
-            .bearer_auth(&auditor)
-            .send()
-            .await
-            .unwrap();
+        let response =
+            app.http.request(method, app.url(path)).bearer_auth(&auditor).send().await.unwrap();
         assert_eq!(response.status(), 200, "{path}");
         let page: serde_json::Value = response.json().await.unwrap();
         assert_eq!(page["items"].as_array().unwrap().len(), 1, "{path}");
     }
     // Keys are the administrators' business: who holds one, and when it was last used.
     for path in ["/v1/api-keys", "/v1/agencies/AG1", "/v1/banks/BNK"] {
-        let response = app
-            .http
-            .get(app.url(path))
-            .bearer_auth(&auditor)
-            .send()
-            .await
-            .unwrap();
-        assert_problem(response, 403, "forbidden").await;
+        app.get_with(&auditor, path).problem(403, "forbidden").await;
     }
 }
 
@@ -253,35 +187,19 @@ async fn a_disabled_agencys_key_is_found_and_refused_before_its_role_is_checked(
     let app = TestApp::spawn().await;
     let agency = app.create_agency("AG1").await;
     let key = agency["api_key"].as_str().unwrap();
-    let response = app
-        .admin(Method::PATCH, "/v1/agencies/AG1")
-        .json(&json!({"disabled": true}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    disable_agency(&app, "AG1").await;
     let before = business_rows(&app).await;
-    for (method, path, body) in admin_endpoints()
-        .into_iter()
-        .chain(lists_auditors_read())
-        .chain([
-            (Method::GET, "/v1/payments", json!(null)),
-            (Method::GET, "/v1/events", json!(null)),
-        ])
-    {
-        let mut request = app
-            .http
-            .request(method.clone(), app.url(path))
-            .bearer_auth(key);
+    for (method, path, body) in admin_endpoints().into_iter().chain(lists_auditors_read()).chain([
+        (Method::GET, "/v1/payments", json!(null)),
+        (Method::GET, "/v1/events", json!(null)),
+    ]) {
+        let mut request = app.http.request(method.clone(), app.url(path)).bearer_auth(key);
         if !body.is_null() {
             request = request.json(&body);
         }
         let response = request.send().await.unwrap();
         let problem = assert_problem(response, 403, "agency_disabled").await;
-        assert!(
-            problem["detail"].as_str().unwrap().contains("AG1"),
-            "{problem}"
-        );
+        assert!(problem["detail"].as_str().unwrap().contains("AG1"), "{problem}");
     }
     assert_eq!(business_rows(&app).await, before);
 }
@@ -294,13 +212,7 @@ async fn an_unknown_key_or_a_disabled_agencys_key_is_refused_before_a_malformed_
     let auditor = app.key_with_role("auditor").await;
     let disabled = app.create_agency("AG2").await;
     let disabled_key = disabled["api_key"].as_str().unwrap().to_owned();
-    let response = app
-        .admin(Method::PATCH, "/v1/agencies/AG2")
-        .json(&json!({"disabled": true}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    disable_agency(&app, "AG2").await;
     let unknown = paygate::auth::keys::random_secret("pgk");
     let before = business_rows(&app).await;
     for (key, path, status, code) in [
@@ -311,9 +223,7 @@ async fn an_unknown_key_or_a_disabled_agencys_key_is_refused_before_a_malformed_
     ] {
         for body in ["{not json", "", "[1, 2"] {
             let response = app
-                .http
-                .post(app.url(path))
-                .bearer_auth(key)
+                .post_with(key, path)
                 .header("Idempotency-Key", "k-1")
                 .header("Content-Type", "application/json")
                 .body(body)
@@ -327,21 +237,14 @@ async fn an_unknown_key_or_a_disabled_agencys_key_is_refused_before_a_malformed_
     // A live key is told about the body (its role is checked by the handler, once the body is
     // read: a malformed body is refused either way).
     for key in [&auditor, &agency_key] {
-        let response = app
-            .http
-            .post(app.url("/v1/api-keys"))
-            .bearer_auth(key)
-            .body("{not json")
-            .send()
-            .await
-            .unwrap();
+        let response = app.post_with(key, "/v1/api-keys").body("{not json").send().await.unwrap();
         assert_eq!(response.status(), 400);
     }
-    let response = app
-        .admin(Method::POST, "/v1/agencies")
-        .body("{not json")
-        .send()
-        .await
-        .unwrap();
-    assert_problem(response, 400, "malformed_json").await;
+    app.admin(Method::POST, "/v1/agencies").body("{not json").problem(400, "malformed_json").await;
+}
+
+/// Disables the agency `code` as an admin.
+async fn disable_agency(app: &TestApp, code: &str) {
+    let path = format!("/v1/agencies/{code}");
+    app.admin(Method::PATCH, &path).json(&json!({"disabled": true})).json_with(200).await;
 }

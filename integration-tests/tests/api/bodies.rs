@@ -1,4 +1,6 @@
-use integration_tests::{assert_problem, invalid_fields, TestApp};
+use integration_tests::answers::invalid;
+use integration_tests::answers::RequestExt;
+use integration_tests::{invalid_fields, TestApp};
 use reqwest::Method;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -9,15 +11,7 @@ async fn a_json_body_over_one_mebibyte_answers_413_and_creates_nothing() {
     let name = "ệ".repeat(400_000); // 1.2 MB of UTF-8
     let body = serde_json::json!({"code": "BIG", "name": name}).to_string();
     assert!(body.len() > 1024 * 1024);
-    let response = app
-        .http
-        .post(app.url("/v1/agencies"))
-        .bearer_auth(&app.admin_key)
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_problem(response, 413, "payload_too_large").await;
+    app.admin(Method::POST, "/v1/agencies").body(body).problem(413, "payload_too_large").await;
     assert_eq!(app.count("SELECT count(*) FROM agencies").await, 0);
 }
 
@@ -53,22 +47,12 @@ async fn a_chunked_body_is_cut_off_at_one_mebibyte_with_413() {
 #[tokio::test]
 async fn malformed_json_answers_400_and_creates_nothing() {
     let app = TestApp::spawn().await;
-    for body in [
-        "{\"code\": \"VCB\",",
-        "",
-        "not json",
-        "{\"code\": \"VCB\"} trailing",
-    ] {
-        let response = app
-            .http
-            .post(app.url("/v1/banks"))
-            .bearer_auth(&app.admin_key)
+    for body in ["{\"code\": \"VCB\",", "", "not json", "{\"code\": \"VCB\"} trailing"] {
+        app.post_with(&app.admin_key, "/v1/banks")
             .header("Content-Type", "application/json")
             .body(body)
-            .send()
-            .await
-            .unwrap();
-        assert_problem(response, 400, "malformed_json").await;
+            .problem(400, "malformed_json")
+            .await;
     }
     assert_eq!(app.count("SELECT count(*) FROM banks").await, 0);
 }
@@ -77,16 +61,7 @@ async fn malformed_json_answers_400_and_creates_nothing() {
 async fn json_that_is_not_an_object_answers_422() {
     let app = TestApp::spawn().await;
     for body in ["[]", "\"VCB\"", "42", "null"] {
-        let response = app
-            .http
-            .post(app.url("/v1/banks"))
-            .bearer_auth(&app.admin_key)
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        let problem = assert_problem(response, 422, "validation_failed").await;
-        assert_eq!(invalid_fields(&problem), [""]);
+        assert_eq!(app.post_with(&app.admin_key, "/v1/banks").body(body).invalid().await, [""]);
     }
     assert_eq!(app.count("SELECT count(*) FROM banks").await, 0);
 }
@@ -114,9 +89,7 @@ fn with(body: &Value, field: &str, value: Value) -> Value {
 
 #[tokio::test]
 async fn a_nul_in_any_member_of_an_administration_body_answers_422_naming_it_and_changes_nothing() {
-    let app = TestApp::spawn().await;
-    app.create_agency("000.00.00.H12").await;
-    app.create_bank("VCB").await;
+    let app = TestApp::with_agency_and_bank("000.00.00.H12", "VCB").await;
     let before = admin_rows(&app).await;
     let agency = json!({"code": "000.00.00.H29", "name": "Sở Tư pháp", "notify_url": "http://127.0.0.1:9/hook", "label": "chính"});
     let bank = json!({"code": "BIDV", "name": "Ngân hàng BIDV"});
@@ -133,18 +106,8 @@ async fn a_nul_in_any_member_of_an_administration_body_answers_422_naming_it_and
             json!({"notify_url": "http://127.0.0.1:9/x"}),
             "notify_url",
         ),
-        (
-            Method::PATCH,
-            "/v1/agencies/000.00.00.H12",
-            json!({"name": "Sở"}),
-            "name",
-        ),
-        (
-            Method::POST,
-            "/v1/agencies/000.00.00.H12/keys",
-            json!({"label": "phụ"}),
-            "label",
-        ),
+        (Method::PATCH, "/v1/agencies/000.00.00.H12", json!({"name": "Sở"}), "name"),
+        (Method::POST, "/v1/agencies/000.00.00.H12/keys", json!({"label": "phụ"}), "label"),
         (Method::POST, "/v1/banks", bank.clone(), "code"),
         (Method::POST, "/v1/banks", bank.clone(), "name"),
         (Method::POST, "/v1/api-keys", api_key.clone(), "role"),
@@ -152,32 +115,22 @@ async fn a_nul_in_any_member_of_an_administration_body_answers_422_naming_it_and
     ];
     for (method, path, valid, field) in cases {
         let text = valid[field].as_str().unwrap_or("x").to_owned();
-        for value in [
-            "\u{0}".to_owned(),
-            format!("{text}\u{0}"),
-            format!("\u{0}{text}"),
-        ] {
+        for value in ["\u{0}".to_owned(), format!("{text}\u{0}"), format!("\u{0}{text}")] {
             let body = with(&valid, field, json!(value));
-            let response = app
-                .admin(method.clone(), path)
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
-            let problem = assert_problem(response, 422, "validation_failed").await;
+            let problem =
+                app.admin(method.clone(), path).json(&body).problem(422, "validation_failed").await;
             assert_eq!(invalid_fields(&problem), [field], "{method} {path} {body}");
             assert_eq!(admin_rows(&app).await, before, "{method} {path} {body}");
         }
     }
     // A NUL in a member's name is named with the NUL written out, so the answer holds none.
-    let response = app
-        .admin(Method::POST, "/v1/banks")
-        .json(&with(&bank, "na\u{0}me", json!("x")))
-        .send()
-        .await
-        .unwrap();
-    let problem = assert_problem(response, 422, "validation_failed").await;
-    assert_eq!(invalid_fields(&problem), ["na\\u0000me"]);
+    assert_eq!(
+        app.admin(Method::POST, "/v1/banks")
+            .json(&with(&bank, "na\u{0}me", json!("x")))
+            .invalid()
+            .await,
+        ["na\\u0000me"]
+    );
     assert_eq!(admin_rows(&app).await, before);
 }
 
@@ -186,28 +139,12 @@ async fn a_nul_in_any_query_parameter_answers_422_naming_it() {
     let app = TestApp::spawn().await;
     app.create_bank("VCB").await;
     let cases: [(Method, &str, &[&str]); 9] = [
-        (
-            Method::GET,
-            "/v1/payments",
-            &["reference", "status", "agency", "cursor", "limit"],
-        ),
-        (
-            Method::GET,
-            "/v1/exceptions",
-            &["bank", "from", "to", "cursor"],
-        ),
-        (
-            Method::GET,
-            "/v1/events",
-            &["payment_id", "status", "cursor"],
-        ),
+        (Method::GET, "/v1/payments", &["reference", "status", "agency", "cursor", "limit"]),
+        (Method::GET, "/v1/exceptions", &["bank", "from", "to", "cursor"]),
+        (Method::GET, "/v1/events", &["payment_id", "status", "cursor"]),
         (Method::GET, "/v1/ledger/balances", &["account_prefix"]),
         (Method::GET, "/v1/ledger/verify", &["anything"]),
-        (
-            Method::GET,
-            "/v1/reconciliations",
-            &["bank", "date", "cursor"],
-        ),
+        (Method::GET, "/v1/reconciliations", &["bank", "date", "cursor"]),
         (Method::GET, "/v1/reports/daily", &["date"]),
         (Method::GET, "/v1/agencies", &["cursor", "limit"]),
         (Method::POST, "/v1/reconciliations", &["bank", "date"]),
@@ -218,27 +155,20 @@ async fn a_nul_in_any_query_parameter_answers_422_naming_it() {
                 let mut query = vec![("bank", "VCB"), ("date", "2026-11-24")];
                 query.retain(|(n, _)| *n != name);
                 query.push((name, value));
-                let response = app
-                    .admin(method.clone(), path)
-                    .query(&query)
-                    .header("Content-Type", "text/csv")
-                    .body("bank_txn_id,payment_id,amount,paid_at\n")
-                    .send()
-                    .await
-                    .unwrap();
-                let problem = assert_problem(response, 422, "validation_failed").await;
                 assert_eq!(
-                    invalid_fields(&problem),
+                    app.admin(method.clone(), path)
+                        .query(&query)
+                        .header("Content-Type", "text/csv")
+                        .body("bank_txn_id,payment_id,amount,paid_at\n")
+                        .invalid()
+                        .await,
                     [name],
                     "{method} {path} {name}={value:?}"
                 );
             }
         }
     }
-    assert_eq!(
-        app.count("SELECT count(*) FROM reconciliation_runs").await,
-        0
-    );
+    app.assert_count("SELECT count(*) FROM reconciliation_runs", 0).await;
 }
 
 #[tokio::test]
@@ -260,13 +190,7 @@ async fn a_nul_in_a_path_answers_404_whatever_the_route() {
         (Method::DELETE, "/v1/api-keys/%00"),
         (Method::GET, "/%00"),
     ] {
-        let response = app
-            .admin(method.clone(), path)
-            .json(&json!({}))
-            .send()
-            .await
-            .unwrap();
-        assert_problem(response, 404, "not_found").await;
+        app.admin(method.clone(), path).json(&json!({})).problem(404, "not_found").await;
     }
     assert_eq!(admin_rows(&app).await, before);
 }
@@ -299,14 +223,10 @@ async fn a_date_outside_the_years_2000_to_9998_answers_422_naming_it_and_records
             get("/v1/reconciliations", date).await.unwrap(),
             get("/v1/reports/daily", date).await.unwrap(),
         ] {
-            let problem = assert_problem(response, 422, "validation_failed").await;
-            assert_eq!(invalid_fields(&problem), ["date"], "{date}");
+            assert_eq!(invalid(response).await, ["date"], "{date}");
         }
     }
-    assert_eq!(
-        app.count("SELECT count(*) FROM reconciliation_runs").await,
-        0
-    );
+    app.assert_count("SELECT count(*) FROM reconciliation_runs", 0).await;
 
     // The first and last days of the range work everywhere.
     for date in ["2000-01-01", "9998-12-31"] {
@@ -316,17 +236,8 @@ async fn a_date_outside_the_years_2000_to_9998_answers_422_naming_it_and_records
         assert_eq!(status, 201, "{date}: {text}");
         let created: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(created["date"], date);
-        let listed: Value = get("/v1/reconciliations", date)
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        assert_eq!(
-            listed["items"].as_array().map(Vec::len),
-            Some(1),
-            "{listed}"
-        );
+        let listed: Value = get("/v1/reconciliations", date).await.unwrap().json().await.unwrap();
+        assert_eq!(listed["items"].as_array().map(Vec::len), Some(1), "{listed}");
         let response = get("/v1/reports/daily", date).await.unwrap();
         assert_eq!(response.status(), 200, "{date}");
         let report: Value = response.json().await.unwrap();

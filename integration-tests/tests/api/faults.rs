@@ -8,10 +8,11 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use integration_tests::{details, TestApp};
-use paygate::signature::sign;
+use integration_tests::clock::paid_a_minute_ago;
+use integration_tests::signer::Signer;
+use integration_tests::TestApp;
 use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 
@@ -27,13 +28,6 @@ const IN_FLIGHT: usize = 256;
 /// A callback answered 503 is sent again (as a bank does) at most this many times.
 const MAX_RETRIES: usize = 50;
 
-fn now_s() -> i64 {
-    let since_epoch = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("the clock is after 1970");
-    i64::try_from(since_epoch.as_secs()).expect("seconds fit in i64")
-}
-
 /// One callback's answer: the final status and body, the 503s before it, and how long it took.
 struct Answer {
     status: u16,
@@ -43,17 +37,11 @@ struct Answer {
 }
 
 /// Sends one signed callback, again after each 503, until it gets another answer.
-async fn deliver(
-    http: reqwest::Client,
-    url: String,
-    kid: String,
-    secret: String,
-    body: Vec<u8>,
-) -> Answer {
+async fn deliver(http: reqwest::Client, url: String, signer: Signer, body: Vec<u8>) -> Answer {
     let started = Instant::now();
     let mut unavailable = 0;
     loop {
-        let signature = sign(secret.as_bytes(), &kid, now_s(), &body);
+        let signature = signer.signature(integration_tests::clock::now_s(), &body);
         let response = http
             .post(&url)
             .header("Content-Type", "application/json")
@@ -71,12 +59,7 @@ async fn deliver(
         }
         let body = serde_json::from_str(&text)
             .unwrap_or_else(|err| panic!("not JSON ({err}): {status} {text}"));
-        return Answer {
-            status,
-            body,
-            unavailable,
-            took: started.elapsed(),
-        };
+        return Answer { status, body, unavailable, took: started.elapsed() };
     }
 }
 
@@ -84,35 +67,13 @@ async fn deliver(
 async fn a_thousand_identical_callbacks_and_two_hundred_other_payments_of_one_order_post_it_once_and_send_the_rest_to_suspense(
 ) {
     let app = TestApp::spawn().await;
-    let agency_key = app.create_agency(AGENCY).await["api_key"]
-        .as_str()
-        .expect("api_key")
-        .to_owned();
-    let bank = app.create_bank(BANK).await;
-    let kid = bank["key_id"].as_str().expect("key_id").to_owned();
-    let secret = bank["secret"].as_str().expect("secret").to_owned();
-    let response = app
-        .http
-        .post(app.url("/v1/payments"))
-        .bearer_auth(&agency_key)
-        .header("Idempotency-Key", "faults-storm-1")
-        .json(&json!({
-            "obligation": "fee",
-            "reference": "H12-STORM-1",
-            "amount": AMOUNT_VND.to_string(),
-            "description": "Lệ phí cấp đổi giấy phép lái xe",
-            "payer": {"name": "Nguyễn Văn A"},
-            "details": details("fee"),
-        }))
-        .send()
-        .await
-        .expect("POST /v1/payments");
-    assert_eq!(response.status(), 201);
-    let payment: Value = response.json().await.expect("a JSON payment");
-    let payment_id = payment["id"].as_str().expect("id").to_owned();
+    let agency_key =
+        app.create_agency(AGENCY).await["api_key"].as_str().expect("api_key").to_owned();
+    let bank = app.new_bank(BANK).await;
+    let payment_id =
+        app.create_order(&agency_key, "fee", "H12-STORM-1", &AMOUNT_VND.to_string()).await;
 
-    let paid_at =
-        paygate::timefmt::format_utc(time::OffsetDateTime::now_utc() - time::Duration::minutes(1));
+    let paid_at = paid_a_minute_ago();
     let callback = |bank_txn_id: &str| {
         serde_json::to_vec(&json!({
             "bank_txn_id": bank_txn_id,
@@ -143,15 +104,11 @@ async fn a_thousand_identical_callbacks_and_two_hundred_other_payments_of_one_or
     let tasks: Vec<_> = bodies
         .into_iter()
         .map(|body| {
-            let (http, url, kid, secret) =
-                (app.http.clone(), url.clone(), kid.clone(), secret.clone());
+            let (http, url, signer) = (app.http.clone(), url.clone(), bank.clone());
             let permits = permits.clone();
             tokio::spawn(async move {
-                let _permit = permits
-                    .acquire_owned()
-                    .await
-                    .expect("the semaphore stays open");
-                deliver(http, url, kid, secret, body).await
+                let _permit = permits.acquire_owned().await.expect("the semaphore stays open");
+                deliver(http, url, signer, body).await
             })
         })
         .collect();
@@ -164,20 +121,11 @@ async fn a_thousand_identical_callbacks_and_two_hundred_other_payments_of_one_or
     let mut by_result: BTreeMap<String, usize> = BTreeMap::new();
     for answer in &answers {
         assert_eq!(answer.status, 200, "{}", answer.body);
-        assert_eq!(
-            answer.body["payment_id"],
-            payment_id.as_str(),
-            "{}",
-            answer.body
-        );
+        assert_eq!(answer.body["payment_id"], payment_id.as_str(), "{}", answer.body);
         assert_eq!(answer.body["payment_status"], "paid", "{}", answer.body);
         let result = answer.body["result"].as_str().expect("result").to_owned();
         if result == "exception" {
-            assert_eq!(
-                answer.body["exception"], "double_payment",
-                "{}",
-                answer.body
-            );
+            assert_eq!(answer.body["exception"], "double_payment", "{}", answer.body);
         }
         *by_result.entry(result).or_default() += 1;
     }
@@ -200,16 +148,8 @@ async fn a_thousand_identical_callbacks_and_two_hundred_other_payments_of_one_or
     // is one exception (200 in all: the identical callback counts as one when it lost), and
     // every repetition of an id already seen is a duplicate.
     assert_eq!(by_result.get("accepted"), Some(&1), "{by_result:?}");
-    assert_eq!(
-        by_result.get("exception"),
-        Some(&DIFFERENT_CALLBACKS),
-        "{by_result:?}"
-    );
-    assert_eq!(
-        by_result.get("duplicate"),
-        Some(&(IDENTICAL_CALLBACKS - 1)),
-        "{by_result:?}"
-    );
+    assert_eq!(by_result.get("exception"), Some(&DIFFERENT_CALLBACKS), "{by_result:?}");
+    assert_eq!(by_result.get("duplicate"), Some(&(IDENTICAL_CALLBACKS - 1)), "{by_result:?}");
     assert_eq!(by_result.len(), 3, "{by_result:?}");
 
     let postings = DIFFERENT_CALLBACKS as i64 + 1;
@@ -224,11 +164,7 @@ async fn a_thousand_identical_callbacks_and_two_hundred_other_payments_of_one_or
     let verify = read("/v1/ledger/verify".to_owned()).await;
     assert_eq!(verify["ok"], true, "{verify}");
     assert_eq!(verify["transactions"], postings, "{verify}");
-    assert_eq!(
-        verify["debits"],
-        (postings * AMOUNT_VND).to_string(),
-        "{verify}"
-    );
+    assert_eq!(verify["debits"], (postings * AMOUNT_VND).to_string(), "{verify}");
     let balances = read("/v1/ledger/balances".to_owned()).await;
     let account = |name: &str| -> Value {
         balances["items"]
@@ -240,14 +176,8 @@ async fn a_thousand_identical_callbacks_and_two_hundred_other_payments_of_one_or
             .clone()
     };
     // The bank's debits: one accepted posting and 200 into suspense.
-    assert_eq!(
-        account(&format!("bank:{BANK}"))["debits"],
-        (postings * AMOUNT_VND).to_string()
-    );
-    assert_eq!(
-        account(&format!("agency:{AGENCY}:fee"))["credits"],
-        AMOUNT_VND.to_string()
-    );
+    assert_eq!(account(&format!("bank:{BANK}"))["debits"], (postings * AMOUNT_VND).to_string());
+    assert_eq!(account(&format!("agency:{AGENCY}:fee"))["credits"], AMOUNT_VND.to_string());
     assert_eq!(
         account(&format!("suspense:{BANK}"))["credits"],
         (DIFFERENT_CALLBACKS as i64 * AMOUNT_VND).to_string()
@@ -258,17 +188,10 @@ async fn a_thousand_identical_callbacks_and_two_hundred_other_payments_of_one_or
     assert!(exceptions
         .iter()
         .all(|item| item["reason"] == "double_payment" && item["kind"] == "suspense"));
-    assert_eq!(
-        app.count("SELECT count(*) FROM bank_callbacks").await,
-        postings
-    );
-    assert_eq!(
-        app.count(&format!(
+    app.assert_count("SELECT count(*) FROM bank_callbacks", postings).await;
+    app.assert_count(&format!(
             "SELECT count(*) FROM events WHERE payment_id = '{payment_id}' AND type = 'payment.paid'"
-        ))
-        .await,
-        1
-    );
+        ), 1).await;
     let paid = read(format!("/v1/payments/{payment_id}")).await;
     eprintln!(
         "callback storm: the order was paid by {}; ledger verify ok, {} transactions, bank \

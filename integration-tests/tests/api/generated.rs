@@ -2,14 +2,13 @@
 
 use std::process::Command;
 
+use integration_tests::answers::RequestExt;
 use integration_tests::{database_url, TestApp};
 use serde_json::Value;
 
 fn stmtgen(args: &[&str]) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_stmtgen"))
-        .args(args)
-        .output()
-        .expect("run stmtgen");
+    let output =
+        Command::new(env!("CARGO_BIN_EXE_stmtgen")).args(args).output().expect("run stmtgen");
     assert!(
         output.status.success(),
         "stmtgen {args:?}: {}",
@@ -36,7 +35,7 @@ async fn a_generated_statement_reconciles_to_exactly_the_outcomes_the_generator_
         "30",
     ];
     stmtgen(&seed_args);
-    let file = std::env::temp_dir().join(paygate::auth::keys::random_id("stmt", 6) + ".csv");
+    let file = std::env::temp_dir().join(paygate::domain::ids::random_id("stmt", 6) + ".csv");
     let file_arg = file.display().to_string();
     let statement_args = [
         "statement",
@@ -68,9 +67,7 @@ async fn a_generated_statement_reconciles_to_exactly_the_outcomes_the_generator_
     let body = std::fs::read(&file).expect("the statement was written");
     let _ = std::fs::remove_file(&file);
     let response = app
-        .http
-        .post(app.url("/v1/reconciliations?bank=GEN&date=2026-11-22"))
-        .bearer_auth(&app.admin_key)
+        .post_with(&app.admin_key, "/v1/reconciliations?bank=GEN&date=2026-11-22")
         .header("Content-Type", "text/csv")
         .body(body)
         .send()
@@ -78,31 +75,14 @@ async fn a_generated_statement_reconciles_to_exactly_the_outcomes_the_generator_
         .unwrap();
     assert_eq!(response.status(), 201);
     let run: Value = response.json().await.unwrap();
-    assert_eq!(
-        run["summary"], expected["summary"],
-        "run {run}\nexpected {expected}"
-    );
+    assert_eq!(run["summary"], expected["summary"], "run {run}\nexpected {expected}");
     assert_eq!(run["statement_lines"], expected["statement_lines"]);
-    for outcome in [
-        "recovered",
-        "mismatch",
-        "missing_in_bank",
-        "duplicate_in_statement",
-    ] {
+    for outcome in ["recovered", "mismatch", "missing_in_bank", "duplicate_in_statement"] {
         assert!(
             run["summary"][outcome]["count"].as_i64().unwrap() > 0,
             "the generator made some {outcome} lines: {run}"
         );
     }
-    let verify: Value = app
-        .http
-        .get(app.url("/v1/ledger/verify"))
-        .bearer_auth(&auditor)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let verify: Value = app.get_with(&auditor, "/v1/ledger/verify").answer_json().await;
     assert_eq!(verify["ok"], true, "{verify}");
 }

@@ -14,9 +14,7 @@ async fn replicas_migrating_at_once_apply_each_file_exactly_once() {
         let settings = settings.clone();
         tokio::spawn(async move {
             let mut client = connect(&settings).await;
-            migrate::run(&mut client)
-                .await
-                .map_err(|err| err.to_string())
+            migrate::run(&mut client).await.map_err(|err| err.to_string())
         })
     });
     let mut applied = Vec::new();
@@ -24,16 +22,10 @@ async fn replicas_migrating_at_once_apply_each_file_exactly_once() {
         applied.extend(run.await.unwrap().unwrap());
     }
     let names: Vec<&str> = MIGRATIONS.iter().map(|(name, _)| *name).collect();
-    assert_eq!(
-        applied, names,
-        "each migration applied by exactly one replica"
-    );
+    assert_eq!(applied, names, "each migration applied by exactly one replica");
     let client = connect(&settings).await;
-    let recorded: i64 = client
-        .query_one("SELECT count(*) FROM schema_migrations", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let recorded: i64 =
+        client.query_one("SELECT count(*) FROM schema_migrations", &[]).await.unwrap().get(0);
     assert_eq!(recorded as usize, MIGRATIONS.len());
     // A later run has nothing left to do.
     let mut client = connect(&settings).await;
@@ -53,10 +45,7 @@ async fn a_migration_edited_after_it_was_applied_is_refused() {
         .await
         .unwrap();
     let err = migrate::run(&mut client).await.unwrap_err();
-    assert!(
-        matches!(err, MigrateError::Edited(ref name) if name == MIGRATIONS[0].0),
-        "{err}"
-    );
+    assert!(matches!(err, MigrateError::Edited(ref name) if name == MIGRATIONS[0].0), "{err}");
     // The advisory lock was released despite the error: another run does not hang.
     let mut other = connect(&settings).await;
     let again =
@@ -71,10 +60,7 @@ async fn a_database_migrated_before_the_comments_were_reworded_is_up_to_date() {
     migrate::run(&mut client).await.unwrap();
     // The checksums the release before 0006 recorded for the files whose comments changed.
     let earlier = [
-        (
-            "0001_foundation.sql",
-            "227463293e5461ace5266593ff1c2524326e97279e6ed2f54e6b432fcb87ebaa",
-        ),
+        ("0001_foundation.sql", "227463293e5461ace5266593ff1c2524326e97279e6ed2f54e6b432fcb87ebaa"),
         (
             "0005_reconciliation.sql",
             "49eb2d2efb78a1cc7cebcf87489f7d639d0bab8bd66e48b57ae621a79b323c82",
@@ -82,10 +68,7 @@ async fn a_database_migrated_before_the_comments_were_reworded_is_up_to_date() {
     ];
     for (name, sha256) in earlier {
         client
-            .execute(
-                "UPDATE schema_migrations SET sha256 = $2 WHERE name = $1",
-                &[&name, &sha256],
-            )
+            .execute("UPDATE schema_migrations SET sha256 = $2 WHERE name = $1", &[&name, &sha256])
             .await
             .unwrap();
     }
@@ -94,12 +77,8 @@ async fn a_database_migrated_before_the_comments_were_reworded_is_up_to_date() {
 
 /// The tables the service may only read and append to. A later migration that adds an
 /// append-only table (an audit trail, seals) revokes the same privileges and lists it here.
-const APPEND_ONLY_TABLES: &[&str] = &[
-    "ledger_transactions",
-    "ledger_entries",
-    "bank_callbacks",
-    "callback_exceptions",
-];
+const APPEND_ONLY_TABLES: &[&str] =
+    &["ledger_transactions", "ledger_entries", "bank_callbacks", "callback_exceptions"];
 
 /// A connection to a fresh migrated database as the service role (what the app uses).
 async fn service_connection() -> tokio_postgres::Client {
@@ -200,11 +179,7 @@ async fn the_service_role_may_read_and_append_to_the_ledger_and_owns_nothing() {
          VALUES ('NOBANK', 't1', 'none', 1, 'VND', 'payment_not_found')",
     ];
     for sql in inserts {
-        assert_eq!(
-            sqlstate(&service, sql).await.as_deref(),
-            Some("23503"),
-            "{sql}"
-        );
+        assert_eq!(sqlstate(&service, sql).await.as_deref(), Some("23503"), "{sql}");
     }
     // Every table of the schema is readable and writable (rows) by the service, except what is
     // append-only or the migrations' own record.
@@ -234,10 +209,7 @@ async fn the_service_role_may_read_and_append_to_the_ledger_and_owns_nothing() {
         } else {
             [true, true, true, true, false]
         };
-        assert_eq!(
-            privileges, expected,
-            "SELECT, INSERT, UPDATE, DELETE, TRUNCATE on {table}"
-        );
+        assert_eq!(privileges, expected, "SELECT, INSERT, UPDATE, DELETE, TRUNCATE on {table}");
     }
     let owned: i64 = service
         .query_one(
@@ -261,10 +233,7 @@ async fn the_service_role_may_read_and_append_to_the_ledger_and_owns_nothing() {
         .await
         .unwrap();
     for index in 0..5 {
-        assert!(
-            !attributes.get::<_, bool>(index),
-            "attribute {index} is off"
-        );
+        assert!(!attributes.get::<_, bool>(index), "attribute {index} is off");
     }
 }
 
@@ -287,10 +256,7 @@ async fn tables_of_later_migrations_get_the_ordinary_grants_by_default() {
     ] {
         assert_eq!(sqlstate(&service, sql).await, None, "{sql}");
     }
-    assert_eq!(
-        sqlstate(&service, "TRUNCATE later_table").await.as_deref(),
-        Some("42501")
-    );
+    assert_eq!(sqlstate(&service, "TRUNCATE later_table").await.as_deref(), Some("42501"));
 }
 
 #[tokio::test]

@@ -3,8 +3,10 @@
 //! `notify_url`, redelivery, the events API, restarts, two replicas, and the metrics.
 
 use std::collections::{BTreeSet, HashSet};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
+use integration_tests::answers::RequestExt;
+use integration_tests::clock::now_s;
 use integration_tests::receiver::{Behaviour, ReceivedRequest, Receiver, Reply};
 use integration_tests::{assert_problem, invalid_fields, test_config, TestApp};
 use paygate::config::Config;
@@ -32,10 +34,7 @@ const EVENT_ITEM_FIELDS: [&str; 8] = [
 
 /// The test configuration with the retry schedule `backoff_s`.
 fn with_backoff(backoff_s: &[u64]) -> Config {
-    Config {
-        notify_backoff_s: backoff_s.to_vec(),
-        ..test_config()
-    }
+    Config { notify_backoff_s: backoff_s.to_vec(), ..test_config() }
 }
 
 struct Agency {
@@ -45,6 +44,27 @@ struct Agency {
 }
 
 /// Creates an agency and, when given, sets its `notify_url`.
+/// An app whose agency `AGENCY` listens at a receiver that answers 200, another agency with no
+/// URL, and an auditor's key: where the tests of redelivery and of the event list start.
+struct Listening {
+    app: TestApp,
+    receiver: Receiver,
+    agency: Agency,
+    other: Agency,
+    auditor: String,
+}
+
+impl Listening {
+    async fn start() -> Listening {
+        let app = TestApp::spawn().await;
+        let receiver = Receiver::start(Behaviour::status(200)).await;
+        let agency = agency(&app, AGENCY, Some(&receiver.url(HOOK_PATH))).await;
+        let other = self::agency(&app, OTHER_AGENCY, None).await;
+        let auditor = app.key_with_role("auditor").await;
+        Listening { app, receiver, agency, other, auditor }
+    }
+}
+
 async fn agency(app: &TestApp, code: &str, notify_url: Option<&str>) -> Agency {
     let created = app.create_agency(code).await;
     if notify_url.is_some() {
@@ -53,10 +73,7 @@ async fn agency(app: &TestApp, code: &str, notify_url: Option<&str>) -> Agency {
     Agency {
         code: code.to_owned(),
         key: created["api_key"].as_str().expect("api_key").to_owned(),
-        notify_secret: created["notify_secret"]
-            .as_str()
-            .expect("notify_secret")
-            .to_owned(),
+        notify_secret: created["notify_secret"].as_str().expect("notify_secret").to_owned(),
     }
 }
 
@@ -83,47 +100,14 @@ fn refused_url() -> String {
     format!("http://127.0.0.1:{port}{HOOK_PATH}")
 }
 
-/// Creates a pending order and returns its id.
+/// Creates a pending `fee` order of 150000 and returns its id.
 async fn create_order(app: &TestApp, api_key: &str, reference: &str) -> String {
-    let response = app
-        .http
-        .post(app.url("/v1/payments"))
-        .bearer_auth(api_key)
-        .header("Idempotency-Key", paygate::auth::keys::random_id("idem", 8))
-        .json(&json!({
-            "obligation": "fee",
-            "reference": reference,
-            "amount": "150000",
-            "currency": "VND",
-            "description": "Lệ phí cấp đổi giấy phép lái xe",
-            "payer": {"name": "Nguyễn Văn A", "id_number": "001099012345"},
-            "details": {"procedure_code": "1.002804", "dossier_code": reference},
-        }))
-        .send()
-        .await
-        .expect("POST /v1/payments");
-    let status = response.status();
-    let text = response.text().await.expect("an answer");
-    assert_eq!(status, 201, "creating order {reference}: {text}");
-    let payment: Value = serde_json::from_str(&text).expect("a JSON payment");
-    payment["id"].as_str().expect("id").to_owned()
+    app.create_order(api_key, "fee", reference, "150000").await
 }
 
 /// Cancels an order and returns the payment the answer carries.
 async fn cancel_order(app: &TestApp, api_key: &str, id: &str) -> Value {
-    let response = app
-        .http
-        .post(app.url(&format!("/v1/payments/{id}/cancel")))
-        .bearer_auth(api_key)
-        .send()
-        .await
-        .expect("POST /v1/payments/{id}/cancel");
-    let status = response.status();
-    let text = response.text().await.expect("an answer");
-    assert_eq!(status, 200, "cancelling {id}: {text}");
-    let payment: Value = serde_json::from_str(&text).expect("a JSON payment");
-    assert_eq!(payment["status"], "cancelled", "{payment}");
-    payment
+    app.cancel(api_key, id).await
 }
 
 /// Creates and cancels an order; returns the cancelled payment and its event's id.
@@ -136,14 +120,12 @@ async fn cancelled_order(app: &TestApp, agency: &Agency, reference: &str) -> (Va
 
 /// The id of the one `payment.cancelled` event of `payment_id`, read from the database.
 async fn event_of(app: &TestApp, payment_id: &str) -> String {
-    let client = app.db.get().await.expect("a test database connection");
-    let rows = client
-        .query(
+    let rows = app
+        .rows(
             "SELECT id FROM events WHERE payment_id = $1 AND type = 'payment.cancelled'",
             &[&payment_id],
         )
-        .await
-        .expect("read the event");
+        .await;
     assert_eq!(rows.len(), 1, "one cancelled event for {payment_id}");
     rows[0].get(0)
 }
@@ -160,16 +142,14 @@ struct EventRow {
 }
 
 async fn event_row(app: &TestApp, event_id: &str) -> EventRow {
-    let client = app.db.get().await.expect("a test database connection");
-    let row = client
-        .query_one(
+    let row = app
+        .row(
             "SELECT status, attempts, schedule_attempts, last_error, delivered_at IS NOT NULL,
                     locked_until IS NOT NULL
              FROM events WHERE id = $1",
             &[&event_id],
         )
-        .await
-        .expect("read the event");
+        .await;
     EventRow {
         status: row.get(0),
         attempts: row.get(1),
@@ -207,24 +187,21 @@ struct Attempt {
 }
 
 async fn attempts_of(app: &TestApp, event_id: &str) -> Vec<Attempt> {
-    let client = app.db.get().await.expect("a test database connection");
-    client
-        .query(
-            "SELECT http_status, error, duration_ms,
-                    extract(epoch FROM started_at - min(started_at) OVER ())::float8
-             FROM event_attempts WHERE event_id = $1 ORDER BY id",
-            &[&event_id],
-        )
-        .await
-        .expect("read the attempts")
-        .iter()
-        .map(|row| Attempt {
-            http_status: row.get(0),
-            error: row.get(1),
-            duration_ms: row.get(2),
-            offset_s: row.get(3),
-        })
-        .collect()
+    app.rows(
+        "SELECT http_status, error, duration_ms,
+                extract(epoch FROM started_at - min(started_at) OVER ())::float8
+         FROM event_attempts WHERE event_id = $1 ORDER BY id",
+        &[&event_id],
+    )
+    .await
+    .iter()
+    .map(|row| Attempt {
+        http_status: row.get(0),
+        error: row.get(1),
+        duration_ms: row.get(2),
+        offset_s: row.get(3),
+    })
+    .collect()
 }
 
 /// Waits until the event has `n` recorded attempts; returns them.
@@ -249,29 +226,15 @@ async fn wait_for_attempts(
 }
 
 async fn list_events(app: &TestApp, api_key: &str, query: &[(&str, &str)]) -> Response {
-    app.http
-        .get(app.url("/v1/events"))
-        .bearer_auth(api_key)
-        .query(query)
-        .send()
-        .await
-        .expect("GET /v1/events")
+    app.list(api_key, "/v1/events", query).await
 }
 
 /// `GET /v1/events` answered 200; returns the page.
 async fn events_page(app: &TestApp, api_key: &str, query: &[(&str, &str)]) -> Value {
-    let response = list_events(app, api_key, query).await;
-    let status = response.status();
-    let text = response.text().await.expect("an answer");
-    assert_eq!(status, 200, "GET /v1/events {query:?}: {text}");
-    let page: Value = serde_json::from_str(&text).expect("a JSON page");
+    let page = app.page(api_key, "/v1/events", query).await;
     for item in page["items"].as_array().expect("items") {
-        let fields: BTreeSet<&str> = item
-            .as_object()
-            .expect("an event item")
-            .keys()
-            .map(String::as_str)
-            .collect();
+        let fields: BTreeSet<&str> =
+            item.as_object().expect("an event item").keys().map(String::as_str).collect();
         assert_eq!(fields, BTreeSet::from(EVENT_ITEM_FIELDS), "{item}");
     }
     page
@@ -295,30 +258,17 @@ async fn event_item(app: &TestApp, api_key: &str, payment_id: &str) -> Value {
 }
 
 async fn redeliver(app: &TestApp, api_key: &str, event_id: &str) -> Response {
-    app.http
-        .post(app.url(&format!("/v1/events/{event_id}/redeliver")))
-        .bearer_auth(api_key)
+    app.post_with(api_key, &format!("/v1/events/{event_id}/redeliver"))
         .send()
         .await
         .expect("POST /v1/events/{id}/redeliver")
-}
-
-async fn metrics(app: &TestApp) -> String {
-    let response = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .expect("GET /metrics");
-    assert_eq!(response.status(), 200);
-    response.text().await.expect("the metrics")
 }
 
 /// Waits until /metrics has a line equal to `line`.
 async fn wait_for_metric(app: &TestApp, line: &str, within: Duration) -> String {
     let deadline = Instant::now() + within;
     loop {
-        let text = metrics(app).await;
+        let text = app.metrics().await;
         if text.lines().any(|l| l == line) {
             return text;
         }
@@ -330,13 +280,6 @@ async fn wait_for_metric(app: &TestApp, line: &str, within: Duration) -> String 
     }
 }
 
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("after 1970")
-        .as_secs() as i64
-}
-
 /// Asserts a notification is signed by paygate for `agency` over exactly the bytes received.
 fn assert_signed(request: &ReceivedRequest, agency: &Agency) {
     let values = request.header_values("paygate-signature");
@@ -344,7 +287,7 @@ fn assert_signed(request: &ReceivedRequest, agency: &Agency) {
     let header = SignatureHeader::parse(values[0])
         .unwrap_or_else(|err| panic!("unparsable signature {:?}: {err}", values[0]));
     assert_eq!(header.kid, agency.code);
-    let now = unix_now();
+    let now = now_s();
     assert!(
         (now - 60..=now + 1).contains(&header.timestamp),
         "signed at {}, now {now}",
@@ -376,23 +319,12 @@ fn assert_signed(request: &ReceivedRequest, agency: &Agency) {
 fn assert_cancelled_notification(request: &ReceivedRequest, event_id: &str, payment: &Value) {
     assert_eq!(request.method, "POST");
     assert_eq!(request.path, HOOK_PATH);
-    assert_eq!(
-        request.header_values("content-type"),
-        vec!["application/json"]
-    );
+    assert_eq!(request.header_values("content-type"), vec!["application/json"]);
     assert_eq!(request.header_values("paygate-event-id"), vec![event_id]);
     let body = request.json();
-    let fields: BTreeSet<&str> = body
-        .as_object()
-        .expect("an event object")
-        .keys()
-        .map(String::as_str)
-        .collect();
-    assert_eq!(
-        fields,
-        BTreeSet::from(["created_at", "id", "payment", "type"]),
-        "{body}"
-    );
+    let fields: BTreeSet<&str> =
+        body.as_object().expect("an event object").keys().map(String::as_str).collect();
+    assert_eq!(fields, BTreeSet::from(["created_at", "id", "payment", "type"]), "{body}");
     assert_eq!(body["id"], event_id, "{body}");
     assert_eq!(body["type"], "payment.cancelled", "{body}");
     let created_at = body["created_at"].as_str().expect("created_at is a string");
@@ -434,9 +366,7 @@ async fn a_cancelled_order_is_notified_on_the_first_try_signed_and_recorded_as_d
     assert_eq!(attempts[0].http_status, Some(200));
     assert_eq!(attempts[0].error, None);
     // Acknowledged once, delivered once.
-    receiver
-        .assert_no_more_than(1, Duration::from_millis(700))
-        .await;
+    receiver.assert_no_more_than(1, Duration::from_millis(700)).await;
 }
 
 #[tokio::test]
@@ -481,10 +411,7 @@ async fn an_error_answer_is_retried_after_the_first_backoff_step_and_then_delive
 
     let requests = receiver.wait_for(2, WAIT).await;
     let gap = requests[1].arrived_at - requests[0].arrived_at;
-    assert!(
-        gap >= Duration::from_millis(1_900),
-        "retried after {gap:?}, before the 2 s step"
-    );
+    assert!(gap >= Duration::from_millis(1_900), "retried after {gap:?}, before the 2 s step");
     for request in &requests {
         assert_cancelled_notification(request, &event_id, &payment);
         assert_signed(request, &agency);
@@ -504,9 +431,7 @@ async fn an_error_answer_is_retried_after_the_first_backoff_step_and_then_delive
     assert_eq!(item["last_error"], Value::Null, "{item}");
     assert_eq!(item["next_attempt_at"], Value::Null, "{item}");
     assert!(item["delivered_at"].is_string(), "{item}");
-    receiver
-        .assert_no_more_than(2, Duration::from_millis(700))
-        .await;
+    receiver.assert_no_more_than(2, Duration::from_millis(700)).await;
 }
 
 #[tokio::test]
@@ -535,10 +460,7 @@ async fn an_answer_slower_than_ten_seconds_is_a_timed_out_attempt_and_is_retried
     let attempts = attempts_of(&app, &event_id).await;
     assert_eq!(attempts.len(), 2, "{attempts:?}");
     assert_eq!(attempts[0].http_status, None, "{attempts:?}");
-    let error = attempts[0]
-        .error
-        .as_deref()
-        .expect("the timeout is an error");
+    let error = attempts[0].error.as_deref().expect("the timeout is an error");
     assert!(error.contains("timed out"), "{error}");
     assert!(
         (9_900..12_000).contains(&attempts[0].duration_ms),
@@ -563,10 +485,7 @@ async fn a_refused_connection_is_retried_on_the_schedule_and_the_event_is_dead_a
     assert_eq!(attempts.len(), 3, "{attempts:?}");
     for attempt in &attempts {
         assert_eq!(attempt.http_status, None, "{attempts:?}");
-        let error = attempt
-            .error
-            .as_deref()
-            .expect("a refused connection fails");
+        let error = attempt.error.as_deref().expect("a refused connection fails");
         assert!(error.contains("connect"), "{error}");
     }
     assert!(attempts[1].offset_s >= 0.95, "{attempts:?}");
@@ -583,15 +502,13 @@ async fn a_refused_connection_is_retried_on_the_schedule_and_the_event_is_dead_a
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     assert_eq!(attempts_of(&app, &event_id).await.len(), 3);
     assert_eq!(event_row(&app, &event_id).await.status, "dead");
-    let text = metrics(&app).await;
+    let text = app.metrics().await;
     assert!(
-        text.lines()
-            .any(|l| l == r#"paygate_notify_deliveries_total{outcome="failed"} 3"#),
+        text.lines().any(|l| l == r#"paygate_notify_deliveries_total{outcome="failed"} 3"#),
         "{text}"
     );
     assert!(
-        text.lines()
-            .any(|l| l == r#"paygate_notify_deliveries_total{outcome="dead"} 1"#),
+        text.lines().any(|l| l == r#"paygate_notify_deliveries_total{outcome="dead"} 1"#),
         "{text}"
     );
 }
@@ -625,37 +542,18 @@ async fn an_event_waits_pending_for_a_notify_url_and_is_delivered_once_one_is_se
 
 #[tokio::test]
 async fn redelivery_is_for_the_events_agency_and_admins_and_delivers_the_same_event_again() {
-    let app = TestApp::spawn().await;
-    let receiver = Receiver::start(Behaviour::status(200)).await;
-    let agency = agency(&app, AGENCY, Some(&receiver.url(HOOK_PATH))).await;
-    let other = self::agency(&app, OTHER_AGENCY, None).await;
-    let auditor = app.key_with_role("auditor").await;
+    let Listening { app, receiver, agency, other, auditor } = Listening::start().await;
     let (payment, event_id) = cancelled_order(&app, &agency, "H12-1").await;
     let payment_id = payment["id"].as_str().unwrap();
     wait_for_event(&app, &event_id, "delivered", WAIT).await;
     let first = receiver.wait_for(1, WAIT).await.remove(0);
 
     // Refused: another agency (as if the event did not exist), an auditor, no key, no event.
-    assert_problem(
-        redeliver(&app, &other.key, &event_id).await,
-        404,
-        "event_not_found",
-    )
-    .await;
+    assert_problem(redeliver(&app, &other.key, &event_id).await, 404, "event_not_found").await;
     assert_problem(redeliver(&app, &auditor, &event_id).await, 403, "forbidden").await;
-    let anonymous = app
-        .http
-        .post(app.url(&format!("/v1/events/{event_id}/redeliver")))
-        .send()
-        .await
-        .unwrap();
-    assert_problem(anonymous, 401, "unauthenticated").await;
-    assert_problem(
-        redeliver(&app, &agency.key, "evt_doesnotexist").await,
-        404,
-        "event_not_found",
-    )
-    .await;
+    app.post(&format!("/v1/events/{event_id}/redeliver")).problem(401, "unauthenticated").await;
+    assert_problem(redeliver(&app, &agency.key, "evt_doesnotexist").await, 404, "event_not_found")
+        .await;
     assert_problem(
         redeliver(&app, &app.admin_key, "evt_doesnotexist").await,
         404,
@@ -663,9 +561,7 @@ async fn redelivery_is_for_the_events_agency_and_admins_and_delivers_the_same_ev
     )
     .await;
     // None of them scheduled anything.
-    receiver
-        .assert_no_more_than(1, Duration::from_millis(500))
-        .await;
+    receiver.assert_no_more_than(1, Duration::from_millis(500)).await;
     let row = event_row(&app, &event_id).await;
     assert_eq!((row.status.as_str(), row.attempts), ("delivered", 1));
 
@@ -680,31 +576,20 @@ async fn redelivery_is_for_the_events_agency_and_admins_and_delivers_the_same_ev
     assert_eq!(row.attempts, 2, "{row:?}");
 
     // An admin redelivers it too.
-    let response = app
-        .admin(Method::POST, &format!("/v1/events/{event_id}/redeliver"))
-        .send()
-        .await
-        .unwrap();
+    let response =
+        app.admin(Method::POST, &format!("/v1/events/{event_id}/redeliver")).send().await.unwrap();
     assert_eq!(response.status(), 202);
     let requests = receiver.wait_for(3, WAIT).await;
-    assert_eq!(
-        requests[2].header("paygate-event-id"),
-        Some(event_id.as_str())
-    );
+    assert_eq!(requests[2].header("paygate-event-id"), Some(event_id.as_str()));
     let row = wait_for_event(&app, &event_id, "delivered", WAIT).await;
     assert_eq!(row.attempts, 3, "{row:?}");
     let item = event_item(&app, &agency.key, payment_id).await;
     assert_eq!(item["status"], "delivered", "{item}");
     assert_eq!(item["attempts"], 3, "{item}");
-    let statuses: Vec<Option<i16>> = attempts_of(&app, &event_id)
-        .await
-        .iter()
-        .map(|a| a.http_status)
-        .collect();
+    let statuses: Vec<Option<i16>> =
+        attempts_of(&app, &event_id).await.iter().map(|a| a.http_status).collect();
     assert_eq!(statuses, vec![Some(200); 3]);
-    receiver
-        .assert_no_more_than(3, Duration::from_millis(500))
-        .await;
+    receiver.assert_no_more_than(3, Duration::from_millis(500)).await;
 }
 
 #[tokio::test]
@@ -719,9 +604,7 @@ async fn a_redelivered_dead_event_is_pending_again_with_a_fresh_schedule() {
     // A working URL alone does not revive a dead event.
     let receiver = Receiver::start(Behaviour::sequence(&[500, 200])).await;
     set_notify_url(&app, AGENCY, Some(&receiver.url(HOOK_PATH))).await;
-    receiver
-        .assert_no_more_than(0, Duration::from_millis(700))
-        .await;
+    receiver.assert_no_more_than(0, Duration::from_millis(700)).await;
 
     let response = redeliver(&app, &agency.key, &event_id).await;
     assert_eq!(response.status(), 202);
@@ -734,11 +617,8 @@ async fn a_redelivered_dead_event_is_pending_again_with_a_fresh_schedule() {
     let row = wait_for_event(&app, &event_id, "delivered", WAIT).await;
     assert_eq!(row.attempts, 4, "{row:?}");
     assert_eq!(row.schedule_attempts, 2, "{row:?}");
-    let statuses: Vec<Option<i16>> = attempts_of(&app, &event_id)
-        .await
-        .iter()
-        .map(|a| a.http_status)
-        .collect();
+    let statuses: Vec<Option<i16>> =
+        attempts_of(&app, &event_id).await.iter().map(|a| a.http_status).collect();
     assert_eq!(statuses, vec![None, None, Some(500), Some(200)]);
     let item = event_item(&app, &agency.key, payment_id).await;
     assert_eq!(item["status"], "delivered", "{item}");
@@ -747,11 +627,7 @@ async fn a_redelivered_dead_event_is_pending_again_with_a_fresh_schedule() {
 
 #[tokio::test]
 async fn events_are_listed_newest_first_per_agency_filtered_and_paginated() {
-    let app = TestApp::spawn().await;
-    let receiver = Receiver::start(Behaviour::status(200)).await;
-    let agency = agency(&app, AGENCY, Some(&receiver.url(HOOK_PATH))).await;
-    let other = self::agency(&app, OTHER_AGENCY, None).await;
-    let auditor = app.key_with_role("auditor").await;
+    let Listening { app, receiver: _receiver, agency, other, auditor } = Listening::start().await;
 
     // Two delivered events, then (without a URL) one pending; the other agency's one pending.
     let (first, first_event) = cancelled_order(&app, &agency, "H12-1").await;
@@ -763,19 +639,9 @@ async fn events_are_listed_newest_first_per_agency_filtered_and_paginated() {
     let (other_payment, other_event) = cancelled_order(&app, &other, "H29-1").await;
 
     let own = events_page(&app, &agency.key, &[]).await;
-    assert_eq!(
-        ids(&own),
-        vec![
-            third_event.clone(),
-            second_event.clone(),
-            first_event.clone()
-        ]
-    );
+    assert_eq!(ids(&own), vec![third_event.clone(), second_event.clone(), first_event.clone()]);
     assert_eq!(own["next_cursor"], Value::Null);
-    assert_eq!(
-        ids(&events_page(&app, &other.key, &[]).await),
-        vec![other_event.clone()]
-    );
+    assert_eq!(ids(&events_page(&app, &other.key, &[]).await), vec![other_event.clone()]);
     for key in [&app.admin_key, &auditor] {
         assert_eq!(
             ids(&events_page(&app, key, &[]).await),
@@ -803,10 +669,7 @@ async fn events_are_listed_newest_first_per_agency_filtered_and_paginated() {
 
     // status
     let delivered = events_page(&app, &agency.key, &[("status", "delivered")]).await;
-    assert_eq!(
-        ids(&delivered),
-        vec![second_event.clone(), first_event.clone()]
-    );
+    assert_eq!(ids(&delivered), vec![second_event.clone(), first_event.clone()]);
     for item in delivered["items"].as_array().unwrap() {
         assert_eq!(item["status"], "delivered");
         assert!(item["delivered_at"].is_string(), "{item}");
@@ -820,12 +683,8 @@ async fn events_are_listed_newest_first_per_agency_filtered_and_paginated() {
     assert_eq!(item["delivered_at"], Value::Null, "{item}");
     assert!(ids(&events_page(&app, &agency.key, &[("status", "dead")]).await).is_empty());
     assert_eq!(
-        ids(&events_page(
-            &app,
-            &agency.key,
-            &[("status", "delivered"), ("payment_id", first_id)]
-        )
-        .await),
+        ids(&events_page(&app, &agency.key, &[("status", "delivered"), ("payment_id", first_id)])
+            .await),
         vec![first_event.clone()]
     );
 
@@ -836,12 +695,7 @@ async fn events_are_listed_newest_first_per_agency_filtered_and_paginated() {
     let page2 = events_page(&app, &agency.key, &[("limit", "2"), ("cursor", cursor)]).await;
     assert_eq!(ids(&page2), vec![first_event.clone()]);
     assert_eq!(page2["next_cursor"], Value::Null);
-    let page = events_page(
-        &app,
-        &agency.key,
-        &[("limit", "1"), ("status", "delivered")],
-    )
-    .await;
+    let page = events_page(&app, &agency.key, &[("limit", "1"), ("status", "delivered")]).await;
     assert_eq!(ids(&page), vec![second_event.clone()]);
     assert!(page["next_cursor"].is_string(), "{page}");
 
@@ -861,13 +715,9 @@ async fn events_are_listed_newest_first_per_agency_filtered_and_paginated() {
             "validation_failed",
         )
         .await;
-        assert_eq!(
-            invalid_fields(&problem),
-            vec![field],
-            "{query:?}: {problem}"
-        );
+        assert_eq!(invalid_fields(&problem), vec![field], "{query:?}: {problem}");
     }
-    let anonymous = app.http.get(app.url("/v1/events")).send().await.unwrap();
+    let anonymous = app.get("/v1/events").send().await.unwrap();
     assert_problem(anonymous, 401, "unauthenticated").await;
 }
 
@@ -882,9 +732,8 @@ async fn a_retry_due_when_the_app_stopped_is_delivered_by_the_restarted_app() {
     assert_eq!((row.status.as_str(), row.attempts), ("pending", 1));
 
     // Stop the app while the event waits for its retry, and see it gone.
-    let settings = app.db_settings.clone();
     let old_address = app.address.clone();
-    drop(app);
+    let settings = app.stop_keeping_database();
     let deadline = Instant::now() + WAIT;
     while reqwest::get(format!("{old_address}/healthz")).await.is_ok() {
         assert!(Instant::now() < deadline, "the first app did not stop");
@@ -902,11 +751,8 @@ async fn a_retry_due_when_the_app_stopped_is_delivered_by_the_restarted_app() {
     assert_signed(&requests[1], &agency);
     let row = wait_for_event(&app, &event_id, "delivered", WAIT).await;
     assert_eq!(row.attempts, 2, "{row:?}");
-    let statuses: Vec<Option<i16>> = attempts_of(&app, &event_id)
-        .await
-        .iter()
-        .map(|a| a.http_status)
-        .collect();
+    let statuses: Vec<Option<i16>> =
+        attempts_of(&app, &event_id).await.iter().map(|a| a.http_status).collect();
     assert_eq!(statuses, vec![Some(500), Some(200)]);
 }
 
@@ -958,12 +804,7 @@ async fn two_app_instances_on_one_database_deliver_each_event_exactly_once() {
     while let Some(done) = orders.join_next().await {
         done.expect("an order");
     }
-    assert_eq!(
-        first
-            .count("SELECT count(*) FROM events WHERE status = 'pending'")
-            .await,
-        ORDERS as i64
-    );
+    first.assert_count("SELECT count(*) FROM events WHERE status = 'pending'", ORDERS as i64).await;
 
     set_notify_url(&first, AGENCY, Some(&receiver.url(HOOK_PATH))).await;
     receiver.wait_for(ORDERS, Duration::from_secs(60)).await;
@@ -975,20 +816,15 @@ async fn two_app_instances_on_one_database_deliver_each_event_exactly_once() {
         .await
         > 0
     {
-        assert!(
-            Instant::now() < deadline,
-            "events were not all recorded delivered"
-        );
+        assert!(Instant::now() < deadline, "events were not all recorded delivered");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // Time for any duplicate to show up.
     tokio::time::sleep(Duration::from_millis(1_000)).await;
 
     let requests = receiver.requests();
-    let received: Vec<&str> = requests
-        .iter()
-        .map(|r| r.header("paygate-event-id").expect("Paygate-Event-Id"))
-        .collect();
+    let received: Vec<&str> =
+        requests.iter().map(|r| r.header("paygate-event-id").expect("Paygate-Event-Id")).collect();
     let distinct: HashSet<&str> = received.iter().copied().collect();
     assert_eq!(distinct.len(), ORDERS, "distinct event ids");
     assert_eq!(received.len(), ORDERS, "each event delivered once");
@@ -1000,36 +836,21 @@ async fn two_app_instances_on_one_database_deliver_each_event_exactly_once() {
         .iter()
         .map(|row| row.get(0))
         .collect();
-    assert_eq!(
-        stored,
-        distinct
-            .iter()
-            .map(|id| id.to_string())
-            .collect::<HashSet<_>>()
-    );
+    assert_eq!(stored, distinct.iter().map(|id| id.to_string()).collect::<HashSet<_>>());
     for request in &requests {
         assert_signed(request, &agency);
-        assert_eq!(
-            request.json()["id"].as_str(),
-            request.header("paygate-event-id")
-        );
+        assert_eq!(request.json()["id"].as_str(), request.header("paygate-event-id"));
     }
-    assert_eq!(
-        first
-            .count("SELECT count(*) FROM events WHERE status = 'delivered' AND attempts = 1")
-            .await,
-        ORDERS as i64
-    );
-    assert_eq!(
-        first
-            .count("SELECT count(*) FROM event_attempts WHERE http_status = 200")
-            .await,
-        ORDERS as i64
-    );
-    assert_eq!(
-        first.count("SELECT count(*) FROM event_attempts").await,
-        ORDERS as i64
-    );
+    first
+        .assert_count(
+            "SELECT count(*) FROM events WHERE status = 'delivered' AND attempts = 1",
+            ORDERS as i64,
+        )
+        .await;
+    first
+        .assert_count("SELECT count(*) FROM event_attempts WHERE http_status = 200", ORDERS as i64)
+        .await;
+    first.assert_count("SELECT count(*) FROM event_attempts", ORDERS as i64).await;
 }
 
 #[tokio::test]
@@ -1041,10 +862,7 @@ async fn metrics_count_deliveries_by_outcome_and_show_the_queue_depth() {
     // An event waiting for a URL is due now, so it is in the queue.
     let (_, event_id) = cancelled_order(&app, &agency, "H12-1").await;
     let text = wait_for_metric(&app, "paygate_notify_queue_depth 1", WAIT).await;
-    assert!(
-        !text.contains(r#"paygate_notify_deliveries_total{outcome="delivered"}"#),
-        "{text}"
-    );
+    assert!(!text.contains(r#"paygate_notify_deliveries_total{outcome="delivered"}"#), "{text}");
 
     set_notify_url(&app, AGENCY, Some(&receiver.url(HOOK_PATH))).await;
     wait_for_event(&app, &event_id, "delivered", WAIT).await;
@@ -1056,59 +874,40 @@ async fn metrics_count_deliveries_by_outcome_and_show_the_queue_depth() {
     ] {
         assert!(text.lines().any(|l| l == line), "no {line:?} in:\n{text}");
     }
-    assert!(
-        !text.contains(r#"paygate_notify_deliveries_total{outcome="dead"}"#),
-        "{text}"
-    );
+    assert!(!text.contains(r#"paygate_notify_deliveries_total{outcome="dead"}"#), "{text}");
 }
 
 /// A time from the database clock, `offset` (a PostgreSQL interval) from now, as the wire has it.
 async fn db_time(app: &TestApp, offset: &str) -> String {
-    let client = app.db.get().await.expect("a test database connection");
-    client
-        .query_one(
-            "SELECT to_char((now() + $1::text::interval) AT TIME ZONE 'UTC',
-                            'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')",
-            &[&offset],
-        )
-        .await
-        .expect("the database clock")
-        .get(0)
+    app.row(
+        "SELECT to_char((now() + $1::text::interval) AT TIME ZONE 'UTC',
+                        'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')",
+        &[&offset],
+    )
+    .await
+    .get(0)
 }
 
 /// The one event of `payment_id` of `event_type`, waited for until it exists.
 async fn wait_for_event_of(app: &TestApp, payment_id: &str, event_type: &str) -> String {
     let deadline = Instant::now() + WAIT;
     loop {
-        let client = app.db.get().await.expect("a test database connection");
-        let rows = client
-            .query(
+        let rows = app
+            .rows(
                 "SELECT id FROM events WHERE payment_id = $1 AND type = $2",
                 &[&payment_id, &event_type],
             )
-            .await
-            .expect("read the events");
+            .await;
         if let Some(row) = rows.first() {
             return row.get(0);
         }
-        assert!(
-            Instant::now() < deadline,
-            "no {event_type} event for {payment_id}"
-        );
+        assert!(Instant::now() < deadline, "no {event_type} event for {payment_id}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
 async fn get_payment(app: &TestApp, api_key: &str, id: &str) -> Value {
-    let response = app
-        .http
-        .get(app.url(&format!("/v1/payments/{id}")))
-        .bearer_auth(api_key)
-        .send()
-        .await
-        .expect("GET /v1/payments/{id}");
-    assert_eq!(response.status(), 200);
-    response.json().await.expect("a JSON payment")
+    app.get_json(api_key, &format!("/v1/payments/{id}")).await
 }
 
 #[tokio::test]
@@ -1117,10 +916,8 @@ async fn paid_expired_and_cancelled_orders_are_each_notified_with_their_event_ty
     let receiver = Receiver::start(Behaviour::status(200)).await;
     let agency = agency(&app, AGENCY, Some(&receiver.url(HOOK_PATH))).await;
     let bank = app.create_bank("VCB").await;
-    let (kid, bank_secret) = (
-        bank["key_id"].as_str().expect("key_id"),
-        bank["secret"].as_str().expect("secret"),
-    );
+    let (kid, bank_secret) =
+        (bank["key_id"].as_str().expect("key_id"), bank["secret"].as_str().expect("secret"));
 
     // Paid through a signed bank callback.
     let paid_id = create_order(&app, &agency.key, "H12-paid").await;
@@ -1134,27 +931,19 @@ async fn paid_expired_and_cancelled_orders_are_each_notified_with_their_event_ty
         "failure_reason": null,
     }))
     .unwrap();
-    let response = app
-        .http
-        .post(app.url("/v1/banks/VCB/callbacks"))
+    app.post("/v1/banks/VCB/callbacks")
         .header("content-type", "application/json")
         .header(
             "Paygate-Signature",
-            paygate::signature::sign(bank_secret.as_bytes(), kid, unix_now(), &callback),
+            paygate::signature::sign(bank_secret.as_bytes(), kid, now_s(), &callback),
         )
         .body(callback)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    assert_eq!(status, 200, "{text}");
+        .json_with(200)
+        .await;
     // Expired by the sweep, seconds after creation.
     let expiring_id = {
-        let response = app
-            .http
-            .post(app.url("/v1/payments"))
-            .bearer_auth(&agency.key)
+        let created = app
+            .post_with(&agency.key, "/v1/payments")
             .header("Idempotency-Key", "expiring")
             .json(&json!({
                 "obligation": "fee",
@@ -1165,16 +954,9 @@ async fn paid_expired_and_cancelled_orders_are_each_notified_with_their_event_ty
                 "details": {"procedure_code": "1.002804", "dossier_code": "H12-expired"},
                 "expires_at": db_time(&app, "3 seconds").await,
             }))
-            .send()
-            .await
-            .unwrap();
-        let status = response.status();
-        let text = response.text().await.unwrap();
-        assert_eq!(status, 201, "{text}");
-        serde_json::from_str::<Value>(&text).unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_owned()
+            .json_with(201)
+            .await;
+        created["id"].as_str().unwrap().to_owned()
     };
     // Cancelled.
     let (cancelled, cancelled_event) = cancelled_order(&app, &agency, "H12-cancelled").await;
@@ -1183,10 +965,8 @@ async fn paid_expired_and_cancelled_orders_are_each_notified_with_their_event_ty
     let expired_event = wait_for_event_of(&app, &expiring_id, "payment.expired").await;
     let requests = receiver.wait_for(3, WAIT).await;
     let by_id = |event_id: &str| {
-        let found: Vec<&ReceivedRequest> = requests
-            .iter()
-            .filter(|r| r.header("paygate-event-id") == Some(event_id))
-            .collect();
+        let found: Vec<&ReceivedRequest> =
+            requests.iter().filter(|r| r.header("paygate-event-id") == Some(event_id)).collect();
         assert_eq!(found.len(), 1, "one request for {event_id}: {requests:?}");
         found[0].clone()
     };
@@ -1200,10 +980,7 @@ async fn paid_expired_and_cancelled_orders_are_each_notified_with_their_event_ty
     assert_eq!(body["payment"]["bank"], "VCB", "{body}");
     assert_eq!(body["payment"]["bank_txn_id"], "FT26327001", "{body}");
     assert!(body["payment"]["paid_at"].is_string(), "{body}");
-    assert_eq!(
-        body["payment"],
-        get_payment(&app, &agency.key, &paid_id).await
-    );
+    assert_eq!(body["payment"], get_payment(&app, &agency.key, &paid_id).await);
 
     let expired = by_id(&expired_event);
     assert_signed(&expired, &agency);
@@ -1211,10 +988,7 @@ async fn paid_expired_and_cancelled_orders_are_each_notified_with_their_event_ty
     assert_eq!(body["type"], "payment.expired", "{body}");
     assert_eq!(body["id"], expired_event);
     assert_eq!(body["payment"]["status"], "expired", "{body}");
-    assert_eq!(
-        body["payment"],
-        get_payment(&app, &agency.key, &expiring_id).await
-    );
+    assert_eq!(body["payment"], get_payment(&app, &agency.key, &expiring_id).await);
 
     assert_cancelled_notification(&by_id(&cancelled_event), &cancelled_event, &cancelled);
     for event_id in [&paid_event, &expired_event, &cancelled_event] {
@@ -1235,11 +1009,7 @@ async fn answers_other_than_2xx_are_failed_attempts_that_are_retried() {
         assert_eq!(row.attempts, 2, "answer {status}: {row:?}");
         let attempts = attempts_of(&app, &event_id).await;
         let statuses: Vec<Option<i16>> = attempts.iter().map(|a| a.http_status).collect();
-        assert_eq!(
-            statuses,
-            vec![Some(status as i16), Some(200)],
-            "answer {status}"
-        );
+        assert_eq!(statuses, vec![Some(status as i16), Some(200)], "answer {status}");
         let error = attempts[0].error.as_deref().expect("an error");
         assert!(error.contains(&status.to_string()), "{error}");
         assert_eq!(receiver.count(), 2, "answer {status}");
@@ -1250,33 +1020,19 @@ async fn answers_other_than_2xx_are_failed_attempts_that_are_retried() {
 async fn a_notify_url_whose_address_is_refused_at_delivery_time_is_a_failed_attempt() {
     // One instance allows private addresses, so the URLs can be set; its worker polls only
     // once, at start. The other instance delivers and refuses them.
-    let setter = TestApp::spawn_with(Config {
-        notify_poll_interval_ms: 3_600_000,
-        ..test_config()
-    })
-    .await;
+    let setter =
+        TestApp::spawn_with(Config { notify_poll_interval_ms: 3_600_000, ..test_config() }).await;
     let deliverer = TestApp::spawn_on(
-        Config {
-            notify_allow_private: false,
-            ..with_backoff(&[1])
-        },
+        Config { notify_allow_private: false, ..with_backoff(&[1]) },
         setter.db_settings.clone(),
     )
     .await;
     let receiver = Receiver::start(Behaviour::status(200)).await;
     let port = receiver.address().port();
-    let literal = agency(
-        &setter,
-        AGENCY,
-        Some(&format!("http://127.0.0.1:{port}{HOOK_PATH}")),
-    )
-    .await;
-    let named = agency(
-        &setter,
-        OTHER_AGENCY,
-        Some(&format!("http://localhost:{port}{HOOK_PATH}")),
-    )
-    .await;
+    let literal =
+        agency(&setter, AGENCY, Some(&format!("http://127.0.0.1:{port}{HOOK_PATH}"))).await;
+    let named =
+        agency(&setter, OTHER_AGENCY, Some(&format!("http://localhost:{port}{HOOK_PATH}"))).await;
     let (_, literal_event) = cancelled_order(&setter, &literal, "H12-1").await;
     let (_, named_event) = cancelled_order(&setter, &named, "H29-1").await;
 
@@ -1301,10 +1057,7 @@ async fn a_redelivery_requested_during_a_failing_attempt_is_not_lost() {
     // fresh schedule, not dead.
     let app = TestApp::spawn_with(with_backoff(&[1])).await;
     let receiver = Receiver::start(Behaviour::script(
-        vec![
-            Reply::status(500),
-            Reply::delayed(Duration::from_secs(3), 500),
-        ],
+        vec![Reply::status(500), Reply::delayed(Duration::from_secs(3), 500)],
         Reply::status(200),
     ))
     .await;
@@ -1325,10 +1078,7 @@ async fn a_redelivery_requested_during_a_failing_attempt_is_not_lost() {
     );
 
     let requests = receiver.wait_for(3, WAIT).await;
-    assert_eq!(
-        requests[2].header("paygate-event-id"),
-        Some(event_id.as_str())
-    );
+    assert_eq!(requests[2].header("paygate-event-id"), Some(event_id.as_str()));
     let row = wait_for_event(&app, &event_id, "delivered", WAIT).await;
     assert_eq!(row.attempts, 3, "{row:?}");
 }
@@ -1338,11 +1088,9 @@ async fn a_stopping_app_finishes_its_deliveries_in_flight_and_releases_the_rest_
     const EVENTS: usize = 40;
     let app = TestApp::spawn().await;
     // Every answer takes a while, so the app stops with deliveries in flight and more claimed.
-    let receiver = Receiver::start(Behaviour::script(
-        Vec::new(),
-        Reply::delayed(Duration::from_secs(2), 200),
-    ))
-    .await;
+    let receiver =
+        Receiver::start(Behaviour::script(Vec::new(), Reply::delayed(Duration::from_secs(2), 200)))
+            .await;
     let agency = agency(&app, AGENCY, None).await;
     for n in 0..EVENTS {
         cancelled_order(&app, &agency, &format!("H12-{n}")).await;
@@ -1350,53 +1098,33 @@ async fn a_stopping_app_finishes_its_deliveries_in_flight_and_releases_the_rest_
     set_notify_url(&app, AGENCY, Some(&receiver.url(HOOK_PATH))).await;
     let in_flight = receiver.wait_for(1, WAIT).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let settings = app.db_settings.clone();
     let db = app.db.clone();
-    drop(app);
+    let settings = app.stop_keeping_database();
     let started = receiver.count();
-    assert!(
-        !in_flight.is_empty() && started < EVENTS,
-        "{started} started"
-    );
+    assert!(!in_flight.is_empty() && started < EVENTS, "{started} started");
 
     // The deliveries in flight are recorded, delivered, once their answers come.
     let count = |sql: &'static str| {
         let db = db.clone();
         async move {
             let client = db.get().await.expect("a test database connection");
-            client
-                .query_one(sql, &[])
-                .await
-                .expect(sql)
-                .get::<_, i64>(0)
+            client.query_one(sql, &[]).await.expect(sql).get::<_, i64>(0)
         }
     };
     let deadline = Instant::now() + WAIT;
     while count("SELECT count(*) FROM events WHERE status = 'delivered'").await < started as i64 {
-        assert!(
-            Instant::now() < deadline,
-            "the deliveries in flight were not recorded"
-        );
+        assert!(Instant::now() < deadline, "the deliveries in flight were not recorded");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(
-        receiver.count(),
-        started,
-        "the stopping app started no new delivery"
-    );
+    assert_eq!(receiver.count(), started, "the stopping app started no new delivery");
     // The rest are not left under the 60 s lease.
-    assert_eq!(
-        count("SELECT count(*) FROM events WHERE locked_until IS NOT NULL").await,
-        0
-    );
+    assert_eq!(count("SELECT count(*) FROM events WHERE locked_until IS NOT NULL").await, 0);
 
     let app = TestApp::spawn_on(test_config(), settings).await;
     receiver.wait_for(EVENTS, Duration::from_secs(30)).await;
     let deadline = Instant::now() + WAIT;
-    while app
-        .count("SELECT count(*) FROM events WHERE status = 'delivered' AND attempts = 1")
-        .await
+    while app.count("SELECT count(*) FROM events WHERE status = 'delivered' AND attempts = 1").await
         < EVENTS as i64
     {
         assert!(Instant::now() < deadline, "not all events were delivered");
@@ -1420,21 +1148,14 @@ fn assert_signed_with(request: &ReceivedRequest, name: &str, secret: &str, kid: 
         .unwrap_or_else(|err| panic!("unparsable {name} {:?}: {err}", values[0]));
     assert_eq!(header.kid, kid);
     header
-        .verify(secret.as_bytes(), &request.body, unix_now(), 300)
+        .verify(secret.as_bytes(), &request.body, now_s(), 300)
         .unwrap_or_else(|err| panic!("{name} does not verify with its secret: {err}"));
     header.timestamp
 }
 
 async fn rotate(app: &TestApp, code: &str) -> String {
-    let response = app
-        .admin(Method::POST, &format!("/v1/agencies/{code}/notify-secret"))
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    assert_eq!(status, 201, "{text}");
-    let body: Value = serde_json::from_str(&text).unwrap();
+    let body =
+        app.admin(Method::POST, &format!("/v1/agencies/{code}/notify-secret")).json_with(201).await;
     let fields: Vec<&String> = body.as_object().unwrap().keys().collect();
     assert_eq!(fields, ["notify_secret"], "{body}");
     let secret = body["notify_secret"].as_str().unwrap().to_owned();
@@ -1467,20 +1188,14 @@ async fn after_a_secret_rotation_notifications_carry_both_signatures_for_a_day_t
     let (_, first_event) = cancelled_order(&app, &agency, "H12-rot-1").await;
     let requests = receiver.wait_for(1, WAIT).await;
     let request = &requests[0];
-    assert_eq!(
-        request.header("paygate-event-id"),
-        Some(first_event.as_str())
-    );
+    assert_eq!(request.header("paygate-event-id"), Some(first_event.as_str()));
     let t = assert_signed_with(request, "paygate-signature", &new, AGENCY);
     let t_previous = assert_signed_with(request, "paygate-signature-previous", &old, AGENCY);
     assert_eq!(t, t_previous);
-    for (name, wrong) in [
-        ("paygate-signature", &old),
-        ("paygate-signature-previous", &new),
-    ] {
+    for (name, wrong) in [("paygate-signature", &old), ("paygate-signature-previous", &new)] {
         let header = SignatureHeader::parse(request.header(name).unwrap()).unwrap();
         assert_eq!(
-            header.verify(wrong.as_bytes(), &request.body, unix_now(), 300),
+            header.verify(wrong.as_bytes(), &request.body, now_s(), 300),
             Err(SignatureError::BadMac),
             "{name}"
         );
@@ -1536,20 +1251,13 @@ async fn after_a_secret_rotation_notifications_carry_both_signatures_for_a_day_t
 async fn rotating_the_secret_of_an_unknown_agency_answers_404_and_changes_nothing() {
     let app = TestApp::spawn().await;
     agency(&app, AGENCY, None).await;
-    let before = app
-        .count("SELECT count(*) FROM agencies WHERE previous_notify_secret IS NULL")
-        .await;
+    let before =
+        app.count("SELECT count(*) FROM agencies WHERE previous_notify_secret IS NULL").await;
     for code in ["NOPE", "not%20a%20code"] {
-        let response = app
-            .admin(Method::POST, &format!("/v1/agencies/{code}/notify-secret"))
-            .send()
-            .await
-            .unwrap();
-        assert_problem(response, 404, "agency_not_found").await;
+        app.admin(Method::POST, &format!("/v1/agencies/{code}/notify-secret"))
+            .problem(404, "agency_not_found")
+            .await;
     }
-    assert_eq!(
-        app.count("SELECT count(*) FROM agencies WHERE previous_notify_secret IS NULL")
-            .await,
-        before
-    );
+    app.assert_count("SELECT count(*) FROM agencies WHERE previous_notify_secret IS NULL", before)
+        .await;
 }

@@ -2,13 +2,13 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use integration_tests::{assert_problem, repository_root, test_config, throwaway_cluster, TestApp};
-use paygate::auth::keys::random_id;
+use paygate::domain::ids::random_id;
 use serde_json::Value;
 
 #[tokio::test]
 async fn healthz_answers_ok_without_a_key() {
     let app = TestApp::spawn().await;
-    let response = app.http.get(app.url("/healthz")).send().await.unwrap();
+    let response = app.get("/healthz").send().await.unwrap();
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["status"], "ok");
@@ -25,31 +25,17 @@ async fn readyz_answers_503_while_the_database_is_down_and_recovers_by_itself() 
         paygate::db::migrate::run(&mut client).await.unwrap();
     }
     let app = TestApp::spawn_on(test_config(), settings).await;
-    let ready = app.http.get(app.url("/readyz")).send().await.unwrap();
+    let ready = app.get("/readyz").send().await.unwrap();
     assert_eq!(ready.status(), 200);
 
     cluster.stop_now().unwrap();
-    let down = app.http.get(app.url("/readyz")).send().await.unwrap();
+    let down = app.get("/readyz").send().await.unwrap();
     let problem = assert_problem(down, 503, "unavailable").await;
-    assert_eq!(
-        problem["detail"],
-        "the database is unavailable; retry later"
-    );
+    assert_eq!(problem["detail"], "the database is unavailable; retry later");
     assert_no_database_text(&problem.to_string(), &[]);
 
     cluster.start_again().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let response = app.http.get(app.url("/readyz")).send().await.unwrap();
-        if response.status() == 200 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "readyz did not recover within 30 s"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_until_ready(&app, Duration::from_millis(200)).await;
     // Ordinary requests work again too. A pooled connection that the restart broke may fail
     // one request, and then only as a retriable 503, never as an internal error.
     let mut failures = 0;
@@ -73,14 +59,9 @@ async fn readyz_answers_503_while_the_database_is_down_and_recovers_by_itself() 
 #[tokio::test]
 async fn metrics_count_requests_by_route_and_status_and_show_the_pool() {
     let app = TestApp::spawn().await;
-    app.http.get(app.url("/healthz")).send().await.unwrap();
-    app.http
-        .get(app.url("/v1/agencies/NOPE"))
-        .bearer_auth(&app.admin_key)
-        .send()
-        .await
-        .unwrap();
-    let response = app.http.get(app.url("/metrics")).send().await.unwrap();
+    app.get("/healthz").send().await.unwrap();
+    app.get_with(&app.admin_key, "/v1/agencies/NOPE").send().await.unwrap();
+    let response = app.get("/metrics").send().await.unwrap();
     assert_eq!(response.status(), 200);
     let text = response.text().await.unwrap();
     let has = |needle: &str| text.lines().any(|line| line.contains(needle));
@@ -94,10 +75,7 @@ async fn metrics_count_requests_by_route_and_status_and_show_the_pool() {
         ),
         "{text}"
     );
-    assert!(
-        has("paygate_http_request_duration_seconds_bucket{"),
-        "{text}"
-    );
+    assert!(has("paygate_http_request_duration_seconds_bucket{"), "{text}");
     assert!(has("paygate_db_pool_max_connections 4"), "{text}");
     assert!(has("paygate_db_pool_connections "), "{text}");
 }
@@ -105,7 +83,7 @@ async fn metrics_count_requests_by_route_and_status_and_show_the_pool() {
 #[tokio::test]
 async fn the_served_openapi_document_equals_the_checked_in_file() {
     let app = TestApp::spawn().await;
-    let response = app.http.get(app.url("/openapi.json")).send().await.unwrap();
+    let response = app.get("/openapi.json").send().await.unwrap();
     assert_eq!(response.status(), 200);
     let served = response.text().await.unwrap();
     let path = repository_root().join("openapi/openapi.json");
@@ -118,68 +96,79 @@ async fn the_served_openapi_document_equals_the_checked_in_file() {
     );
     let document: Value = serde_json::from_str(&served).unwrap();
     assert!(document["openapi"].as_str().unwrap().starts_with("3.1"));
-    for path in [
-        "/v1/agencies",
-        "/v1/banks/{code}/keys/{key_id}",
-        "/v1/api-keys",
-        "/readyz",
-    ] {
+    for path in ["/v1/agencies", "/v1/banks/{code}/keys/{key_id}", "/v1/api-keys", "/readyz"] {
         assert!(document["paths"][path].is_object(), "{path} is documented");
     }
     let schemes = &document["components"]["securitySchemes"];
     assert!(schemes["api_key"].is_object() && schemes["bank_signature"].is_object());
     let post_agencies = &document["paths"]["/v1/agencies"]["post"]["responses"];
-    for status in [
-        "201", "400", "401", "403", "409", "413", "422", "500", "503",
-    ] {
-        assert!(
-            post_agencies[status].is_object(),
-            "POST /v1/agencies documents {status}"
-        );
+    for status in ["201", "400", "401", "403", "409", "413", "422", "500", "503"] {
+        assert!(post_agencies[status].is_object(), "POST /v1/agencies documents {status}");
     }
 }
 
+/// The values of the `src` and `href` attributes of a page, in order.
+fn linked_files(html: &str) -> Vec<&str> {
+    let mut files = Vec::new();
+    for attribute in [" src=\"", " href=\""] {
+        for (start, _) in html.match_indices(attribute) {
+            let value = &html[start + attribute.len()..];
+            files.push(&value[..value.find('"').unwrap()]);
+        }
+    }
+    files
+}
+
 #[tokio::test]
-async fn the_docs_page_is_html_that_needs_no_internet() {
+async fn the_docs_page_is_swagger_ui_served_from_the_binary_reading_openapi_json() {
     let app = TestApp::spawn().await;
-    let response = app.http.get(app.url("/docs")).send().await.unwrap();
-    assert_eq!(response.status(), 200);
-    assert!(response.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .starts_with("text/html"));
-    let html = response.text().await.unwrap();
-    assert!(html.contains("/v1/agencies"));
-    assert!(!html.contains("<script src="));
-    assert!(!html.contains("<link rel=\"stylesheet\""));
+    for page in ["/docs", "/docs/"] {
+        let response = app.get(page).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{page}");
+        assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+        let html = response.text().await.unwrap();
+        assert!(html.contains("<div id=\"swagger-ui\">"), "{page}: {html}");
+        // Every file the page loads is paygate's own, under /docs/: no CDN, no other host.
+        assert!(!html.contains("://"), "{page} names another host: {html}");
+        let files = linked_files(&html);
+        assert!(files.contains(&"/docs/"), "{page} sets its base: {html}");
+        assert!(files.contains(&"./swagger-ui-bundle.js"), "{html}");
+        for file in files.into_iter().filter(|file| *file != "/docs/") {
+            let path = format!("/docs/{}", file.trim_start_matches("./"));
+            let response = app.get(&path).send().await.unwrap();
+            assert_eq!(response.status(), 200, "{path}");
+            assert!(!response.bytes().await.unwrap().is_empty(), "{path}");
+        }
+    }
+    let initializer = app.get("/docs/swagger-initializer.js").send().await.unwrap();
+    assert_eq!(initializer.status(), 200);
+    let initializer = initializer.text().await.unwrap();
+    assert!(
+        initializer.contains("\"url\": \"/openapi.json\""),
+        "the UI reads paygate's document: {initializer}"
+    );
+    assert!(
+        initializer.contains("\"validatorUrl\": \"none\""),
+        "the online validator is off: {initializer}"
+    );
+    let missing = app.get("/docs/no-such-file.js").send().await.unwrap();
+    assert_problem(missing, 404, "not_found").await;
 }
 
 #[tokio::test]
 async fn an_unknown_route_answers_a_problem_404() {
     let app = TestApp::spawn().await;
-    let response = app
-        .http
-        .get(app.url("/v1/nothing-here"))
-        .send()
-        .await
-        .unwrap();
+    let response = app.get("/v1/nothing-here").send().await.unwrap();
     assert_problem(response, 404, "not_found").await;
 }
 
 #[tokio::test]
 async fn every_answer_carries_a_request_id_and_a_valid_given_one_is_kept() {
     let app = TestApp::spawn().await;
-    let given = app
-        .http
-        .get(app.url("/healthz"))
-        .header("X-Request-Id", "portal-7f3a.1")
-        .send()
-        .await
-        .unwrap();
+    let given = app.get("/healthz").header("X-Request-Id", "portal-7f3a.1").send().await.unwrap();
     assert_eq!(given.headers()["x-request-id"], "portal-7f3a.1");
     let made = app
-        .http
-        .get(app.url("/healthz"))
+        .get("/healthz")
         .header("X-Request-Id", "not valid; injected\tvalue")
         .send()
         .await
@@ -196,17 +185,12 @@ fn request_series(text: &str) -> BTreeSet<String> {
             line.starts_with("paygate_http_requests_total{")
                 || line.starts_with("paygate_http_request_duration_seconds_count{")
         })
-        .map(|line| {
-            line.rsplit_once(' ')
-                .expect("a sample has a value")
-                .0
-                .to_owned()
-        })
+        .map(|line| line.rsplit_once(' ').expect("a sample has a value").0.to_owned())
         .collect()
 }
 
 async fn metrics_text(app: &TestApp) -> String {
-    let response = app.http.get(app.url("/metrics")).send().await.unwrap();
+    let response = app.get("/metrics").send().await.unwrap();
     assert_eq!(response.status(), 200);
     response.text().await.unwrap()
 }
@@ -273,10 +257,7 @@ async fn made_up_methods_and_paths_add_no_metric_series() {
     );
     let lowered = text.to_lowercase();
     for token in &tokens {
-        assert!(
-            !lowered.contains(&token.to_lowercase()),
-            "{token} is in /metrics"
-        );
+        assert!(!lowered.contains(&token.to_lowercase()), "{token} is in /metrics");
     }
 
     // Another 200 such requests add nothing at all: the label sets are saturated.
@@ -311,7 +292,7 @@ fn assert_no_database_text(body: &str, names: &[&str]) {
 async fn while_the_database_refuses_connections_answers_carry_no_database_text() {
     let app = TestApp::spawn().await;
     let database = app.db_settings.get_dbname().unwrap().to_owned();
-    let ready = app.http.get(app.url("/readyz")).send().await.unwrap();
+    let ready = app.get("/readyz").send().await.unwrap();
     assert_eq!(ready.status(), 200);
 
     // Another database of the same server, to lock this one out from: no new session may
@@ -321,9 +302,7 @@ async fn while_the_database_refuses_connections_answers_carry_no_database_text()
     let admin = paygate::db::pool(&outside, 1);
     let admin = admin.get().await.unwrap();
     admin
-        .batch_execute(&format!(
-            "ALTER DATABASE {database} ALLOW_CONNECTIONS false"
-        ))
+        .batch_execute(&format!("ALTER DATABASE {database} ALLOW_CONNECTIONS false"))
         .await
         .unwrap();
     admin
@@ -335,7 +314,7 @@ async fn while_the_database_refuses_connections_answers_carry_no_database_text()
         .unwrap();
 
     let requests = [
-        app.http.get(app.url("/readyz")),
+        app.get("/readyz"),
         app.admin(reqwest::Method::GET, "/v1/agencies"),
         app.admin(reqwest::Method::POST, "/v1/agencies")
             .json(&serde_json::json!({"code": "H12", "name": "Sở Tư pháp"})),
@@ -344,32 +323,27 @@ async fn while_the_database_refuses_connections_answers_carry_no_database_text()
     for request in requests {
         let response = request.send().await.unwrap();
         let problem = assert_problem(response, 503, "unavailable").await;
-        assert_eq!(
-            problem["detail"], "the database is unavailable; retry later",
-            "{problem}"
-        );
-        assert_no_database_text(
-            &problem.to_string(),
-            &[&database, paygate::db::SERVICE_ROLE],
-        );
+        assert_eq!(problem["detail"], "the database is unavailable; retry later", "{problem}");
+        assert_no_database_text(&problem.to_string(), &[&database, paygate::db::SERVICE_ROLE]);
     }
 
     admin
         .batch_execute(&format!("ALTER DATABASE {database} ALLOW_CONNECTIONS true"))
         .await
         .unwrap();
+    wait_until_ready(&app, Duration::from_millis(100)).await;
+    assert_eq!(app.count("SELECT count(*) FROM agencies").await, 0, "nothing was created");
+}
+
+/// Polls `/readyz` every `poll` until it answers 200, for up to 30 seconds.
+async fn wait_until_ready(app: &TestApp, poll: Duration) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let response = app.http.get(app.url("/readyz")).send().await.unwrap();
+        let response = app.get("/readyz").send().await.unwrap();
         if response.status() == 200 {
             break;
         }
-        assert!(Instant::now() < deadline, "readyz did not recover");
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(Instant::now() < deadline, "readyz did not recover within 30 s");
+        tokio::time::sleep(poll).await;
     }
-    assert_eq!(
-        app.count("SELECT count(*) FROM agencies").await,
-        0,
-        "nothing was created"
-    );
 }

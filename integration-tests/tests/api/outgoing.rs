@@ -6,23 +6,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use integration_tests::answers::RequestExt;
 use integration_tests::receiver::{Behaviour, Receiver};
-use integration_tests::{
-    assert_problem, database_url, details, fresh_database, invalid_fields, TestApp,
-};
+use integration_tests::{database_url, details, fresh_database, invalid_fields, TestApp};
 use serde_json::{json, Value};
 
 /// Set (to any value) in the child process that the proxy test starts.
 const CHILD_MARKER: &str = "PAYGATE_TEST_PROXY_CHILD";
 /// Every spelling of the proxy variables that HTTP clients read.
-const PROXY_VARIABLES: [&str; 6] = [
-    "HTTP_PROXY",
-    "http_proxy",
-    "HTTPS_PROXY",
-    "https_proxy",
-    "ALL_PROXY",
-    "all_proxy",
-];
+const PROXY_VARIABLES: [&str; 6] =
+    ["HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"];
 
 /// A listener standing where the proxy variables point: it counts the connections made to it,
 /// reads what it is sent and closes, so a request sent through it fails.
@@ -82,19 +75,11 @@ async fn notifications_go_straight_to_the_receiver_whatever_proxy_the_environmen
     for variable in PROXY_VARIABLES {
         command.env(variable, &proxy_url);
     }
-    let output = tokio::task::spawn_blocking(move || command.output().unwrap())
-        .await
-        .unwrap();
+    let output = tokio::task::spawn_blocking(move || command.output().unwrap()).await.unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "the child failed:\n{stdout}\n{stderr}"
-    );
-    assert!(
-        stdout.contains("1 passed"),
-        "the child ran its test:\n{stdout}"
-    );
+    assert!(output.status.success(), "the child failed:\n{stdout}\n{stderr}");
+    assert!(stdout.contains("1 passed"), "the child ran its test:\n{stdout}");
     assert_eq!(proxy.connections(), 0, "nothing went through the proxy");
 }
 
@@ -119,12 +104,8 @@ async fn child_delivers_one_notification() {
             "name": "Sở Tư pháp",
             "notify_url": format!("http://127.0.0.1:{port}/hooks/paygate"),
         }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .answer_json()
+        .await;
     let agency_key = agency["api_key"].as_str().expect("api_key").to_owned();
     let payment: Value = http
         .post(app.url("/v1/payments"))
@@ -139,12 +120,8 @@ async fn child_delivers_one_notification() {
             "payer": {"name": "Nguyễn Văn A", "id_number": "001099012345"},
             "details": details("fee"),
         }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .answer_json()
+        .await;
     let id = payment["id"].as_str().expect("a payment id");
     let cancelled = http
         .post(app.url(&format!("/v1/payments/{id}/cancel")))
@@ -178,19 +155,8 @@ async fn a_notify_url_at_a_never_allowed_address_is_refused_even_with_private_al
         "[2002:a9fe:a9fe::1]",
         "[2001::1]",
     ] {
-        let url = format!("http://{host}/hooks/paygate");
-        let response = app
-            .admin(reqwest::Method::POST, "/v1/agencies")
-            .json(&json!({"code": "H12", "name": "Sở Tư pháp", "notify_url": url}))
-            .send()
-            .await
-            .unwrap();
-        let problem = assert_problem(response, 422, "validation_failed").await;
-        assert_eq!(invalid_fields(&problem), ["notify_url"], "{url}");
-        assert!(
-            problem.to_string().contains("never allowed"),
-            "{url}: {problem}"
-        );
+        assert_notify_url_refused(&app, &format!("http://{host}/hooks/paygate"), "never allowed")
+            .await;
     }
     assert_eq!(app.count("SELECT count(*) FROM agencies").await, 0);
 }
@@ -216,18 +182,19 @@ async fn a_notify_url_at_a_private_address_is_refused_without_the_switch() {
         "localhost",
     ] {
         let url = format!("http://{host}:8080/hooks/paygate");
-        let response = app
-            .admin(reqwest::Method::POST, "/v1/agencies")
-            .json(&json!({"code": "H12", "name": "Sở Tư pháp", "notify_url": url}))
-            .send()
-            .await
-            .unwrap();
-        let problem = assert_problem(response, 422, "validation_failed").await;
-        assert_eq!(invalid_fields(&problem), ["notify_url"], "{url}");
-        assert!(
-            problem.to_string().contains("PAYGATE_NOTIFY_ALLOW_PRIVATE"),
-            "{url}: {problem}"
-        );
+        assert_notify_url_refused(&app, &url, "PAYGATE_NOTIFY_ALLOW_PRIVATE").await;
     }
     assert_eq!(app.count("SELECT count(*) FROM agencies").await, 0);
+}
+
+/// Asserts that an agency with `url` as its notify URL is refused, naming the field, with a
+/// reason that contains `reason`.
+async fn assert_notify_url_refused(app: &TestApp, url: &str, reason: &str) {
+    let problem = app
+        .admin(reqwest::Method::POST, "/v1/agencies")
+        .json(&json!({"code": "H12", "name": "Sở Tư pháp", "notify_url": url}))
+        .problem(422, "validation_failed")
+        .await;
+    assert_eq!(invalid_fields(&problem), ["notify_url"], "{url}");
+    assert!(problem.to_string().contains(reason), "{url}: {problem}");
 }

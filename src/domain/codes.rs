@@ -2,8 +2,6 @@
 //!
 //! Each is its own type, so an agency code can never be passed where a bank code is meant.
 
-use std::fmt;
-
 fn check_code(value: &str) -> Result<(), String> {
     let bytes = value.as_bytes();
     let first_ok = bytes
@@ -22,30 +20,11 @@ fn check_code(value: &str) -> Result<(), String> {
 
 macro_rules! code_type {
     ($(#[$doc:meta])* $name:ident) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-        #[serde(transparent)]
-        pub struct $name(String);
+        string_newtype!($(#[$doc])* $name);
 
         impl $name {
             pub fn parse(value: &str) -> Result<Self, String> {
                 check_code(value).map(|()| $name(value.to_owned()))
-            }
-
-            pub fn as_str(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-
-        impl AsRef<str> for $name {
-            fn as_ref(&self) -> &str {
-                &self.0
             }
         }
     };

@@ -1,0 +1,165 @@
+//! Ledger transactions before they are written: the accounts, the entries and the balance check.
+
+use rust_decimal::Decimal;
+
+use crate::domain::{AgencyCode, Amount, BankCode, Obligation, PaymentId};
+
+pub fn bank_account(bank: &BankCode) -> String {
+    format!("bank:{bank}")
+}
+
+pub fn agency_account(agency: &AgencyCode, obligation: Obligation) -> String {
+    format!("agency:{agency}:{}", obligation.as_str())
+}
+
+pub fn suspense_account(bank: &BankCode) -> String {
+    format!("suspense:{bank}")
+}
+
+/// Why money moved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// An accepted payment: the bank holds money owed to the agency.
+    Payment,
+    /// Money received that must be refunded or investigated.
+    Suspense,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Payment => "payment",
+            Kind::Suspense => "suspense",
+        }
+    }
+}
+
+/// The side of an account an entry moves money on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Debit,
+    Credit,
+}
+
+/// One line of a ledger transaction: an account debited or credited with a positive amount.
+/// An entry holds one side and one [`Amount`], so that it can neither move both sides nor a zero
+/// or negative sum; the database stores it as a debit and a credit, the other side zero.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub account: String,
+    pub side: Side,
+    pub amount: Amount,
+}
+
+impl Entry {
+    pub fn debit(account: String, amount: Amount) -> Entry {
+        Entry {
+            account,
+            side: Side::Debit,
+            amount,
+        }
+    }
+
+    pub fn credit(account: String, amount: Amount) -> Entry {
+        Entry {
+            account,
+            side: Side::Credit,
+            amount,
+        }
+    }
+
+    /// The debit column: the amount for a debit, zero for a credit.
+    pub fn debit_column(&self) -> Decimal {
+        match self.side {
+            Side::Debit => self.amount.decimal(),
+            Side::Credit => Decimal::ZERO,
+        }
+    }
+
+    /// The credit column: the amount for a credit, zero for a debit.
+    pub fn credit_column(&self) -> Decimal {
+        match self.side {
+            Side::Credit => self.amount.decimal(),
+            Side::Debit => Decimal::ZERO,
+        }
+    }
+}
+
+/// One ledger transaction before it is written.
+#[derive(Debug, Clone)]
+pub struct Posting {
+    pub kind: Kind,
+    pub callback_id: i64,
+    pub payment_id: PaymentId,
+    pub entries: Vec<Entry>,
+}
+
+impl Posting {
+    /// Money the bank received, owed to `credit_account`: debit the bank, credit the other.
+    pub fn transfer(
+        kind: Kind,
+        callback_id: i64,
+        payment_id: &PaymentId,
+        bank: &BankCode,
+        credit_account: String,
+        amount: Amount,
+    ) -> Posting {
+        Posting {
+            kind,
+            callback_id,
+            payment_id: payment_id.clone(),
+            entries: vec![
+                Entry::debit(bank_account(bank), amount),
+                Entry::credit(credit_account, amount),
+            ],
+        }
+    }
+
+    /// At least two entries, and as much debited as credited. (Each entry is one-sided and
+    /// positive by its type.)
+    pub fn balanced(&self) -> bool {
+        let debits: Decimal = self.entries.iter().map(Entry::debit_column).sum();
+        let credits: Decimal = self.entries.iter().map(Entry::credit_column).sum();
+        self.entries.len() >= 2 && debits == credits
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_transfer_balances_and_an_edited_one_does_not() {
+        let bank = BankCode::parse("VCB").unwrap();
+        let amount = Amount::parse("150000").unwrap();
+        let agency = AgencyCode::parse("H12").unwrap();
+        let mut posting = Posting::transfer(
+            Kind::Payment,
+            1,
+            &PaymentId::from_trusted("pay_1".to_owned()),
+            &bank,
+            agency_account(&agency, Obligation::Fee),
+            amount,
+        );
+        assert!(posting.balanced());
+        assert_eq!(posting.entries[0].account, "bank:VCB");
+        assert_eq!(posting.entries[0].side, Side::Debit);
+        assert_eq!(posting.entries[1].account, "agency:H12:fee");
+        assert_eq!(posting.entries[1].side, Side::Credit);
+        posting.entries[1].amount = Amount::parse("149999").unwrap();
+        assert!(!posting.balanced());
+        posting.entries.truncate(1);
+        assert!(!posting.balanced());
+    }
+
+    #[test]
+    fn an_entry_writes_its_amount_on_its_side_and_zero_on_the_other() {
+        let amount = Amount::parse("150000").unwrap();
+        let debit = Entry::debit("bank:VCB".to_owned(), amount);
+        assert_eq!(debit.debit_column(), Decimal::from(150_000));
+        assert_eq!(debit.credit_column(), Decimal::ZERO);
+        let credit = Entry::credit("suspense:VCB".to_owned(), amount);
+        assert_eq!(credit.debit_column(), Decimal::ZERO);
+        assert_eq!(credit.credit_column(), Decimal::from(150_000));
+    }
+}

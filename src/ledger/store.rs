@@ -1,0 +1,213 @@
+//! The ledger's SQL: writing postings, and reading balances, the verdict and the exceptions.
+
+use deadpool_postgres::{GenericClient, Pool};
+use rust_decimal::Decimal;
+use serde::Serialize;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::Row;
+use utoipa::ToSchema;
+
+use super::exceptions::{ExceptionItem, ListFilter};
+use super::posting::{Entry, Posting};
+use crate::db::DbError;
+
+/// Writes `posting` (one statement); call it inside the transaction that decided it. An
+/// unbalanced posting is a broken invariant, not an operating error: it stops the operation
+/// (and the database's deferred trigger would refuse it at commit anyway).
+pub async fn post(
+    client: &impl GenericClient,
+    posting: &Posting,
+) -> Result<i64, tokio_postgres::Error> {
+    assert!(posting.balanced(), "unbalanced ledger posting: {posting:?}");
+    let accounts: Vec<&str> = posting.entries.iter().map(|e| e.account.as_str()).collect();
+    let debits: Vec<Decimal> = posting.entries.iter().map(Entry::debit_column).collect();
+    let credits: Vec<Decimal> = posting.entries.iter().map(Entry::credit_column).collect();
+    let statement = client
+        .prepare_cached(
+            "WITH t AS (
+                 INSERT INTO ledger_transactions (kind, callback_id, payment_id)
+                 VALUES ($1, $2, $3) RETURNING id)
+             INSERT INTO ledger_entries (transaction_id, account, debit, credit)
+             SELECT t.id, e.account, e.debit, e.credit
+             FROM t, unnest($4::text[], $5::numeric[], $6::numeric[]) AS e(account, debit, credit)
+             RETURNING transaction_id",
+        )
+        .await?;
+    let rows = client
+        .query(
+            &statement,
+            &[
+                &posting.kind.as_str(),
+                &posting.callback_id,
+                &posting.payment_id.as_str(),
+                &accounts,
+                &debits,
+                &credits,
+            ],
+        )
+        .await?;
+    let first = rows
+        .first()
+        .expect("a balanced posting inserts at least two entries");
+    Ok(first.get(0))
+}
+
+fn amount_text(value: Decimal) -> String {
+    value.normalize().to_string()
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Balance {
+    #[schema(example = "bank:VCB")]
+    pub account: String,
+    #[schema(example = "150000")]
+    pub debits: String,
+    #[schema(example = "0")]
+    pub credits: String,
+    /// debits - credits; may be negative.
+    #[schema(example = "150000")]
+    pub balance: String,
+}
+
+/// Balances of every account whose name starts with `prefix` (every account for `""`).
+pub async fn balances(pool: &Pool, prefix: &str) -> Result<Vec<Balance>, DbError> {
+    let client = pool.get().await?;
+    let rows = client
+        .query(
+            "SELECT account, sum(debit), sum(credit) FROM ledger_entries
+             WHERE starts_with(account, $1) GROUP BY account ORDER BY account",
+            &[&prefix],
+        )
+        .await?;
+    Ok(rows.iter().map(Balance::from_row).collect())
+}
+
+impl Balance {
+    /// A row of `account, sum(debit), sum(credit)`.
+    fn from_row(row: &Row) -> Balance {
+        let debits: Decimal = row.get(1);
+        let credits: Decimal = row.get(2);
+        Balance {
+            account: row.get(0),
+            debits: amount_text(debits),
+            credits: amount_text(credits),
+            balance: amount_text(debits - credits),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Offending {
+    pub transaction: i64,
+    pub debits: String,
+    pub credits: String,
+    pub entries: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Verification {
+    pub ok: bool,
+    pub transactions: i64,
+    pub entries: i64,
+    pub debits: String,
+    pub credits: String,
+    /// Present when `ok` is false: transactions that do not balance or have under two entries.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub offending: Vec<Offending>,
+}
+
+/// The offending transactions listed at most, so that a badly broken ledger still answers.
+const MAX_OFFENDING: i64 = 100;
+
+/// Checks every invariant of the ledger: each transaction balances with at least two entries,
+/// and total debits equal total credits.
+pub async fn verify(pool: &Pool) -> Result<Verification, DbError> {
+    let mut client = pool.get().await?;
+    // One snapshot for both queries, so that a posting committed in between cannot make a
+    // sound ledger look unbalanced.
+    let transaction = crate::db::snapshot(&mut client).await?;
+    let totals = transaction
+        .query_one(
+            "SELECT (SELECT count(*) FROM ledger_transactions), count(*),
+                    coalesce(sum(debit), 0), coalesce(sum(credit), 0)
+             FROM ledger_entries",
+            &[],
+        )
+        .await?;
+    let offending = transaction
+        .query(
+            "SELECT t.id, coalesce(sum(e.debit), 0), coalesce(sum(e.credit), 0), count(e.id)
+             FROM ledger_transactions t LEFT JOIN ledger_entries e ON e.transaction_id = t.id
+             GROUP BY t.id
+             HAVING coalesce(sum(e.debit), 0) <> coalesce(sum(e.credit), 0) OR count(e.id) < 2
+             ORDER BY t.id LIMIT $1",
+            &[&MAX_OFFENDING],
+        )
+        .await?;
+    transaction.commit().await?;
+    let debits: Decimal = totals.get(2);
+    let credits: Decimal = totals.get(3);
+    let offending: Vec<Offending> = offending
+        .iter()
+        .map(|row| Offending {
+            transaction: row.get(0),
+            debits: amount_text(row.get(1)),
+            credits: amount_text(row.get(2)),
+            entries: row.get(3),
+        })
+        .collect();
+    Ok(Verification {
+        ok: offending.is_empty() && debits == credits,
+        transactions: totals.get(0),
+        entries: totals.get(1),
+        debits: amount_text(debits),
+        credits: amount_text(credits),
+        offending,
+    })
+}
+
+/// Exceptions newest first, up to `limit + 1` rows (the extra one tells that a page follows).
+pub async fn list_exceptions(
+    pool: &Pool,
+    filter: &ListFilter,
+) -> Result<Vec<ExceptionItem>, DbError> {
+    let bank = filter.bank.as_ref().map(|bank| bank.as_str());
+    let fetch = filter.limit + 1;
+    let params: [&(dyn ToSql + Sync); 5] =
+        [&bank, &filter.from, &filter.to, &filter.before, &fetch];
+    let client = pool.get().await?;
+    let rows = client
+        .query(
+            "SELECT id, reason, bank_code, bank_txn_id, payment_id, amount, currency, paid_at,
+                    detail, created_at, callback_id IS NOT NULL
+             FROM callback_exceptions
+             WHERE ($1::text IS NULL OR bank_code = $1)
+               AND ($2::timestamptz IS NULL OR created_at >= $2)
+               AND ($3::timestamptz IS NULL OR created_at < $3)
+               AND ($4::bigint IS NULL OR id < $4)
+             ORDER BY id DESC LIMIT $5",
+            &params,
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|row| {
+            let id: i64 = row.get(0);
+            let amount: Decimal = row.get(5);
+            ExceptionItem {
+                id: format!("exc_{id:016x}"),
+                kind: if row.get(10) { "suspense" } else { "rejected" },
+                reason: row.get(1),
+                bank: row.get(2),
+                bank_txn_id: row.get(3),
+                payment_id: row.get(4),
+                amount: amount_text(amount),
+                currency: row.get(6),
+                paid_at: row.get(7),
+                detail: row.get(8),
+                created_at: row.get(9),
+                seq: id,
+            }
+        })
+        .collect())
+}
