@@ -347,3 +347,46 @@ async fn wait_until_ready(app: &TestApp, poll: Duration) {
         tokio::time::sleep(poll).await;
     }
 }
+
+/// The browser the docs page is rendered in: Debian's `chromium` (`.ci/run` installs it), or
+/// the one `PAYGATE_TEST_CHROMIUM` names.
+fn chromium() -> String {
+    std::env::var("PAYGATE_TEST_CHROMIUM").unwrap_or_else(|_| "chromium".to_owned())
+}
+
+#[tokio::test]
+async fn the_docs_page_renders_every_operation_in_a_real_browser_without_the_internet() {
+    let app = TestApp::spawn().await;
+    let document: Value = app.get("/openapi.json").send().await.unwrap().json().await.unwrap();
+    let profile = std::env::temp_dir().join(random_id("paygate-chromium", 6));
+    // Background networking is off, as on a machine with no way out: every file the page needs
+    // must come from paygate itself. `--dump-dom` prints the page once its script has run.
+    let output = tokio::process::Command::new(chromium())
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--virtual-time-budget=10000",
+            "--dump-dom",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(app.url("/docs"))
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(90), output)
+        .await
+        .expect("chromium renders the page within 90 s")
+        .unwrap_or_else(|err| panic!("run {} (apt-get install chromium): {err}", chromium()));
+    let _ = std::fs::remove_dir_all(&profile);
+    let dom = String::from_utf8_lossy(&output.stdout);
+    assert!(dom.contains("<h2 class=\"title\">paygate"), "the title is rendered: {dom:.2000}");
+    let paths = document["paths"].as_object().expect("paths");
+    for path in paths.keys() {
+        assert!(dom.contains(&format!("data-path=\"{path}\"")), "the rendered page shows {path}");
+    }
+}
