@@ -2,12 +2,12 @@
 //! that docs/operating.md describes, and configuration errors.
 
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 mod common;
 
-use common::{free_port, DataDir, PAYGATE};
+use common::{DataDir, Server, PAYGATE};
 
 fn run(mut command: Command) -> Output {
     let output = command.output().unwrap();
@@ -19,58 +19,10 @@ fn run(mut command: Command) -> Output {
     output
 }
 
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Server {
-    async fn start(data: &DataDir) -> Server {
-        let port = free_port();
-        let child = data
-            .command(&["serve"])
-            .env("PAYGATE_LISTEN", format!("127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let server = Server {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-        };
-        let deadline = Instant::now() + Duration::from_secs(90);
-        loop {
-            if let Ok(response) = reqwest::get(format!("{}/readyz", server.base)).await {
-                if response.status() == 200 {
-                    return server;
-                }
-            }
-            assert!(Instant::now() < deadline, "serve did not become ready");
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-
-    /// SIGTERM, as Kubernetes stops a pod; the server must exit cleanly.
-    fn terminate(mut self) {
-        // SAFETY: kill has no memory-safety preconditions; the pid is our own child's.
-        let sent = unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        assert_eq!(sent, 0);
-        let deadline = Instant::now() + Duration::from_secs(40);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(status.success(), "serve exited with {status}");
-                return;
-            }
-            assert!(Instant::now() < deadline, "serve did not stop on SIGTERM");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-    }
+/// Stops the server with SIGTERM, as Kubernetes does; it must exit cleanly.
+fn assert_terminates_cleanly(server: Server) {
+    let status = server.terminate();
+    assert!(status.success(), "serve exited with {status}");
 }
 
 fn owner_uid(path: &Path) -> u32 {
@@ -110,7 +62,7 @@ async fn the_embedded_default_serves_shares_its_cluster_and_keeps_data_across_re
     );
 
     // The process that started the cluster stops it on a clean shutdown.
-    server.terminate();
+    assert_terminates_cleanly(server);
     assert!(
         !data.pid_file().exists(),
         "the cluster was stopped with serve"
@@ -139,7 +91,7 @@ async fn the_embedded_default_serves_shares_its_cluster_and_keeps_data_across_re
         200,
         "the key and the bank survived the restart"
     );
-    server.terminate();
+    assert_terminates_cleanly(server);
 }
 
 #[test]
@@ -660,7 +612,7 @@ async fn reconcile_prints_the_run_writes_the_report_and_recovers_a_lost_callback
             "{report}"
         );
     }
-    parties.server.terminate();
+    assert_terminates_cleanly(parties.server);
 }
 
 #[test]
@@ -726,5 +678,5 @@ async fn create_key_labels_the_key_and_an_invalid_label_creates_nothing() {
     assert_eq!(items.len(), 1, "only the valid command made a key: {page}");
     assert_eq!(items[0]["label"], label);
     assert_eq!(items[0]["role"], "admin");
-    server.terminate();
+    assert_terminates_cleanly(server);
 }

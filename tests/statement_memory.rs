@@ -7,10 +7,9 @@ mod common;
 
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Stdio;
 
-use common::{free_port, DataDir};
+use common::{DataDir, Server};
 use serde_json::Value;
 
 /// The most memory the reconcile process may hold at its peak, statement included.
@@ -20,62 +19,6 @@ const LONG_LINE_BYTES: usize = 10 * 1024 * 1024;
 const BANK: &str = "VCB";
 const DATE: &str = "2026-11-22";
 const HEADER: &[u8] = b"bank_txn_id,payment_id,amount,paid_at,currency\n";
-
-/// `paygate serve` on the data directory's embedded cluster, so that the reconcile commands
-/// join a running cluster instead of starting one of their own.
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Server {
-    async fn start(data: &DataDir) -> Server {
-        let port = free_port();
-        let log = std::fs::File::create(data.log_file()).unwrap();
-        let child = data
-            .command(&["serve"])
-            .env("PAYGATE_LISTEN", format!("127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let server = Server {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-        };
-        let deadline = Instant::now() + Duration::from_secs(90);
-        loop {
-            if let Ok(response) = reqwest::get(format!("{}/readyz", server.base)).await {
-                if response.status() == 200 {
-                    return server;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "serve did not become ready: {}",
-                data.log()
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-
-    fn stop(mut self) {
-        // SAFETY: kill has no memory-safety preconditions; the pid is our own child's.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(40);
-        while self.child.try_wait().unwrap().is_none() {
-            assert!(Instant::now() < deadline, "serve did not stop on SIGTERM");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// What a reconcile child printed, and its peak resident memory.
 struct Reconciled {
@@ -246,5 +189,5 @@ async fn statements_of_endless_blank_lines_or_one_huge_line_are_read_in_bounded_
         reconciled.peak_rss_bytes
     );
 
-    server.stop();
+    server.terminate();
 }

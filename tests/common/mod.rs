@@ -5,8 +5,8 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
-use std::process::Command;
-use std::time::Duration;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
 
 pub const PAYGATE: &str = env!("CARGO_BIN_EXE_paygate");
 
@@ -65,4 +65,66 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// `paygate serve` on a data directory's embedded cluster, listening on a free port; its stderr
+/// goes to the data directory's log. Killed if the test ends without stopping it.
+pub struct Server {
+    child: Child,
+    pub base: String,
+}
+
+impl Server {
+    /// Starts the server and waits until `/readyz` answers 200.
+    pub async fn start(data: &DataDir) -> Server {
+        let port = free_port();
+        let log = std::fs::File::create(data.log_file()).unwrap();
+        let child = data
+            .command(&["serve"])
+            .env("PAYGATE_LISTEN", format!("127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let server = Server {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            if let Ok(response) = reqwest::get(format!("{}/readyz", server.base)).await {
+                if response.status() == 200 {
+                    return server;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "serve did not become ready: {}",
+                data.log()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// SIGTERM, as Kubernetes stops a pod; waits for the server to exit and returns how it did.
+    pub fn terminate(mut self) -> ExitStatus {
+        // SAFETY: kill has no memory-safety preconditions; the pid is our own child's.
+        let sent = unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        assert_eq!(sent, 0);
+        let deadline = Instant::now() + Duration::from_secs(40);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "serve did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
