@@ -32,6 +32,7 @@ macro_rules! string_newtype {
 }
 
 pub mod amount;
+pub mod canonical;
 pub mod codes;
 pub mod ids;
 pub mod money;
