@@ -79,6 +79,16 @@ enum Command {
         #[arg(long, value_enum, default_value = "csv")]
         format: ReportFormat,
     },
+    /// The audit trail of operator actions.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// The ledger's seals: checkpoints for outside auditors, verification, the signing key.
+    Ledger {
+        #[command(subcommand)]
+        command: LedgerCommand,
+    },
     /// Print the OpenAPI document (regenerate the checked-in copy with
     /// `cargo run -- openapi > openapi/openapi.json`).
     Openapi,
@@ -94,6 +104,34 @@ enum AdminCommand {
         #[arg(long, value_parser = auth::parse_label)]
         label: Option<String>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Recompute the audit trail's hash chain; prints the verdict as JSON and exits 1 when the
+    /// chain is broken. Needs only read access (the service role's URL suffices).
+    Verify,
+}
+
+#[derive(Debug, Subcommand)]
+enum LedgerCommand {
+    /// Print the newest seal with its signature as one JSON line, for an outside auditor to
+    /// keep (and give to `paygate ledger verify --checkpoint` later). Fails when nothing is
+    /// sealed yet.
+    Checkpoint,
+    /// Verify the ledger: balances, and every seal's hash, chain and signature; prints the
+    /// verdict as JSON and exits 1 when it fails. Needs only read access.
+    Verify {
+        /// A line printed by `paygate ledger checkpoint` earlier: verification also fails when
+        /// the ledger no longer leads to that seal, even if every hash was recomputed.
+        #[arg(long, value_name = "FILE")]
+        checkpoint: Option<std::path::PathBuf>,
+    },
+    /// Replace the seal key in $PAYGATE_DATA_DIR/seal.key with a new one; the old public key is
+    /// kept in seal.previous-keys so that earlier seals still verify. Prints the new public
+    /// key. Restart paygate to sign with it. (With PAYGATE_SEAL_KEY, rotate the Secret
+    /// instead: docs/operating.md.)
+    RotateKey,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -134,6 +172,21 @@ pub async fn run(cli: Cli) -> ExitCode {
             with_database(&config, |db| serve(&config, db, no_migrate)).await
         }
         Command::Migrate => with_database(&config, migrate_only).await,
+        Command::Ledger {
+            command: LedgerCommand::Checkpoint,
+        } => with_database(&config, ledger_checkpoint).await,
+        Command::Ledger {
+            command: LedgerCommand::Verify { checkpoint },
+        } => {
+            return with_database_verdict(&config, |db| ledger_verify(&config, db, checkpoint))
+                .await
+        }
+        Command::Ledger {
+            command: LedgerCommand::RotateKey,
+        } => rotate_seal_key(&config),
+        Command::Audit {
+            command: AuditCommand::Verify,
+        } => return with_database_verdict(&config, audit_verify).await,
         Command::Admin {
             command: AdminCommand::CreateKey { role, label },
         } => with_database(&config, |db| create_key(db, role, label)).await,
@@ -228,19 +281,125 @@ async fn create_key(
         KeyRole::Admin => Role::Admin,
         KeyRole::Auditor => Role::Auditor,
     };
-    let client = pool.get().await?;
-    let key = auth::insert_api_key(
-        &client,
-        auth::NewApiKey {
-            role,
-            agency: None,
-            label: label.as_deref(),
-        },
-    )
-    .await?;
-    tracing::info!(role = role.as_str(), key_id = %key.id, "API key created");
+    // The key and its audit entry are one transaction: there is never one without the other.
+    let actor = crate::audit::Actor::command_line();
+    let key = crate::admin::api_keys::create(&pool, role, label.as_deref(), &actor)
+        .await
+        .map_err(|err| anyhow::anyhow!("{err}"))?;
     println!("{}", key.api_key);
     Ok(())
+}
+
+/// `paygate audit verify`: the verdict on stdout; `Ok(false)` when the chain is broken.
+async fn audit_verify(connections: db::Connections) -> anyhow::Result<bool> {
+    require_migrated(&connections.migrations).await?;
+    let pool = db::pool(&connections.service, 1);
+    db::check(&pool)
+        .await
+        .map_err(|err| err.context("cannot reach the database"))?;
+    let verdict = crate::audit::store::verify(&pool)
+        .await
+        .map_err(|err| anyhow::anyhow!("{err}"))?;
+    println!("{}", serde_json::to_string(&verdict)?);
+    Ok(verdict.ok)
+}
+
+/// A small pool as the service role on an up-to-date database, for the ledger commands (which
+/// only read).
+async fn reading_pool(connections: &db::Connections) -> anyhow::Result<deadpool_postgres::Pool> {
+    require_migrated(&connections.migrations).await?;
+    let pool = db::pool(&connections.service, 1);
+    db::check(&pool)
+        .await
+        .map_err(|err| err.context("cannot reach the database"))?;
+    Ok(pool)
+}
+
+/// `paygate ledger checkpoint`: the newest seal as one JSON line.
+async fn ledger_checkpoint(connections: db::Connections) -> anyhow::Result<()> {
+    let pool = reading_pool(&connections).await?;
+    let seal = crate::ledger::seals::newest(&pool)
+        .await
+        .map_err(|err| anyhow::anyhow!("{err}"))?
+        .ok_or_else(|| anyhow::anyhow!("the ledger has no seal yet"))?;
+    println!("{}", serde_json::to_string(&seal)?);
+    Ok(())
+}
+
+/// The largest checkpoint file read: a checkpoint is one line of a few hundred bytes.
+const MAX_CHECKPOINT_FILE_BYTES: u64 = 64 * 1024;
+
+/// `paygate ledger verify`: the verdict on stdout; `Ok(false)` when the ledger fails it.
+async fn ledger_verify(
+    config: &Config,
+    connections: db::Connections,
+    checkpoint: Option<std::path::PathBuf>,
+) -> anyhow::Result<bool> {
+    let checkpoint = match checkpoint {
+        None => None,
+        Some(path) => {
+            let mut text = String::new();
+            std::fs::File::open(&path)
+                .and_then(|file| {
+                    file.take(MAX_CHECKPOINT_FILE_BYTES)
+                        .read_to_string(&mut text)
+                })
+                .map_err(|err| {
+                    anyhow::anyhow!("cannot read --checkpoint {}: {err}", path.display())
+                })?;
+            let value: serde_json::Value = serde_json::from_str(&text).map_err(|err| {
+                anyhow::anyhow!("--checkpoint {} is not JSON: {err}", path.display())
+            })?;
+            let checkpoint = crate::ledger::seals::Checkpoint::from_json(&value)
+                .map_err(|err| anyhow::anyhow!("--checkpoint {}: {err}", path.display()))?;
+            Some(checkpoint)
+        }
+    };
+    let keys = crate::ledger::signing::Keyring::load_for_verifying(config.seal_key_source())
+        .map_err(|err| anyhow::anyhow!("cannot read the seal keys: {err}"))?;
+    let pool = reading_pool(&connections).await?;
+    let verdict = crate::ledger::store::verify(&pool, &keys, checkpoint.as_ref())
+        .await
+        .map_err(|err| anyhow::anyhow!("{err}"))?;
+    println!("{}", serde_json::to_string(&verdict)?);
+    Ok(verdict.ok)
+}
+
+/// `paygate ledger rotate-key`: a new seal key in the data directory.
+fn rotate_seal_key(config: &Config) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        config.seal_key.is_none(),
+        "PAYGATE_SEAL_KEY is set: rotate by giving it a new seed and adding the old public key \
+         to PAYGATE_SEAL_PREVIOUS_KEYS (docs/operating.md)"
+    );
+    let public_key = crate::ledger::signing::rotate(&config.data_dir)
+        .map_err(|err| anyhow::anyhow!("cannot rotate the seal key: {err}"))?;
+    eprintln!("paygate: new seal key; restart paygate to sign with it");
+    println!("{public_key}");
+    Ok(())
+}
+
+/// Runs a verification with the database open: exit 0 when it holds, 1 when it does not, and
+/// 1 with the error on stderr when it could not be made.
+async fn with_database_verdict<F, Fut>(config: &Config, work: F) -> ExitCode
+where
+    F: FnOnce(db::Connections) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<bool>>,
+{
+    let mut holds = false;
+    let result = with_database(config, |connections| async {
+        holds = work(connections).await?;
+        Ok(())
+    })
+    .await;
+    match result {
+        Ok(()) if holds => ExitCode::SUCCESS,
+        Ok(()) => ExitCode::FAILURE,
+        Err(err) => {
+            eprintln!("paygate: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 async fn serve(
@@ -310,7 +469,8 @@ async fn reconcile(
     // The command line is run by an operator with access to the database: it applies
     // recoveries, like an admin key.
     let by = crate::reconciliation::engine::RunBy::CommandLine;
-    let run = crate::reconciliation::engine::run(&pool, &bank, date, file, progress, by)
+    let actor = crate::audit::Actor::command_line();
+    let run = crate::reconciliation::engine::run(&pool, &bank, date, file, progress, by, &actor)
         .await
         .map_err(|err| anyhow::anyhow!("{err}"))?;
     if let Some(out) = out {

@@ -16,6 +16,10 @@ const MAX_NOTIFY_BACKOFF_STEPS: usize = 50;
 const MAX_NOTIFY_BACKOFF_STEP_S: u64 = 7 * 86_400;
 /// Banks' clocks drift, but a signature older than an hour is a replay, not drift.
 const MAX_SIGNATURE_TOLERANCE_S: u64 = 3_600;
+/// The ledger is sealed this often by default.
+pub const DEFAULT_SEAL_INTERVAL_MS: u64 = 2_000;
+/// New transactions must be sealed within 10 seconds, so no longer interval is accepted.
+const MAX_SEAL_INTERVAL_MS: u64 = 10_000;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -42,6 +46,13 @@ pub struct Config {
     pub expiry_interval_ms: u64,
     /// How often the delivery worker looks for due events when it has nothing to do.
     pub notify_poll_interval_ms: u64,
+    /// `PAYGATE_SEAL_INTERVAL_MS`: how often the ledger is sealed; 0 turns sealing off.
+    pub seal_interval_ms: u64,
+    /// `PAYGATE_SEAL_KEY`: the seed of the key that signs seals; `None` keeps it in
+    /// `data_dir/seal.key`.
+    pub seal_key: Option<crate::ledger::signing::SealSeed>,
+    /// `PAYGATE_SEAL_PREVIOUS_KEYS`: public keys of earlier seal keys, still trusted.
+    pub seal_previous_keys: Vec<String>,
 }
 
 /// A configuration variable with a value that cannot be used.
@@ -66,11 +77,23 @@ impl Default for Config {
             http_workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             expiry_interval_ms: 5_000,
             notify_poll_interval_ms: 1_000,
+            seal_interval_ms: DEFAULT_SEAL_INTERVAL_MS,
+            seal_key: None,
+            seal_previous_keys: Vec::new(),
         }
     }
 }
 
 impl Config {
+    /// Where the ledger seals' keys come from.
+    pub fn seal_key_source(&self) -> crate::ledger::signing::KeySource<'_> {
+        crate::ledger::signing::KeySource {
+            seed: self.seal_key.as_ref(),
+            previous: &self.seal_previous_keys,
+            data_dir: &self.data_dir,
+        }
+    }
+
     /// Reads every configuration variable from the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
@@ -148,6 +171,44 @@ impl Config {
                     })
                 }
             };
+        }
+        if let Some(value) = get("PAYGATE_SEAL_INTERVAL_MS") {
+            config.seal_interval_ms = value
+                .parse::<u64>()
+                .ok()
+                .filter(|ms| *ms <= MAX_SEAL_INTERVAL_MS)
+                .ok_or_else(|| ConfigError {
+                    variable: "PAYGATE_SEAL_INTERVAL_MS",
+                    value: value.clone(),
+                    expected: format!(
+                        "whole milliseconds from 0 (sealing off) to {MAX_SEAL_INTERVAL_MS}"
+                    ),
+                })?;
+        }
+        if let Some(value) = get("PAYGATE_SEAL_KEY") {
+            config.seal_key = Some(
+                crate::ledger::signing::SealSeed::parse_hex(&value).ok_or_else(|| ConfigError {
+                    variable: "PAYGATE_SEAL_KEY",
+                    // A seed is a secret: never echo it back.
+                    value: "<hidden>".to_owned(),
+                    expected: "64 hex digits (a 32-byte Ed25519 seed)".to_owned(),
+                })?,
+            );
+        }
+        if let Some(value) = get("PAYGATE_SEAL_PREVIOUS_KEYS") {
+            config.seal_previous_keys = value
+                .split(',')
+                .map(str::trim)
+                .filter(|key| !key.is_empty())
+                .map(crate::ledger::signing::parse_public_key)
+                .collect::<Option<Vec<String>>>()
+                .filter(|keys| keys.len() <= crate::ledger::signing::MAX_PREVIOUS_KEYS)
+                .ok_or_else(|| ConfigError {
+                    variable: "PAYGATE_SEAL_PREVIOUS_KEYS",
+                    value: value.clone(),
+                    expected: "comma-separated hex Ed25519 public keys (64 hex digits each)"
+                        .to_owned(),
+                })?;
         }
         if let Some(value) = get("RUST_LOG") {
             tracing_subscriber::EnvFilter::try_new(&value).map_err(|err| ConfigError {
@@ -229,6 +290,33 @@ mod tests {
     }
 
     #[test]
+    fn the_seal_variables_are_read() {
+        let seed = "0a".repeat(32);
+        let previous = crate::ledger::signing::Keyring::new(
+            &crate::ledger::signing::SealSeed::from_bytes([1; 32]),
+            Vec::new(),
+        )
+        .public_key()
+        .unwrap();
+        let config = config_from(&[
+            ("PAYGATE_SEAL_INTERVAL_MS", "0"),
+            ("PAYGATE_SEAL_KEY", &seed),
+            (
+                "PAYGATE_SEAL_PREVIOUS_KEYS",
+                &format!(" {} ,", previous.to_uppercase()),
+            ),
+        ])
+        .unwrap();
+        assert_eq!(config.seal_interval_ms, 0);
+        assert_eq!(
+            config.seal_key,
+            crate::ledger::signing::SealSeed::parse_hex(&seed)
+        );
+        assert_eq!(config.seal_previous_keys, vec![previous]);
+        assert_eq!(config_from(&[]).unwrap().seal_interval_ms, 2_000);
+    }
+
+    #[test]
     fn a_migration_url_without_a_database_url_is_refused() {
         let err = config_from(&[(
             "PAYGATE_MIGRATION_DATABASE_URL",
@@ -264,6 +352,10 @@ mod tests {
             ("PAYGATE_NOTIFY_BACKOFF_S", "10,0"),
             ("PAYGATE_NOTIFY_BACKOFF_S", "ten"),
             ("PAYGATE_NOTIFY_ALLOW_PRIVATE", "maybe"),
+            ("PAYGATE_SEAL_INTERVAL_MS", "10001"),
+            ("PAYGATE_SEAL_INTERVAL_MS", "-1"),
+            ("PAYGATE_SEAL_KEY", "abc"),
+            ("PAYGATE_SEAL_PREVIOUS_KEYS", "zz"),
             ("RUST_LOG", "paygate=loud"),
         ];
         for (variable, value) in cases {

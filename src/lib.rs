@@ -5,6 +5,7 @@
 //! tests drive exactly what production runs.
 
 pub mod admin;
+pub mod audit;
 pub mod auth;
 pub mod banks;
 pub mod cli;

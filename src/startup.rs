@@ -12,7 +12,7 @@ use std::time::Instant;
 pub use actix_web::dev::ServerHandle;
 use actix_web::dev::{Server, Service, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
-use actix_web::{web, App, HttpServer};
+use actix_web::{web, App, HttpMessage, HttpServer};
 use deadpool_postgres::Pool;
 use tracing::Instrument;
 
@@ -43,7 +43,16 @@ impl Application {
     pub fn build(config: Config, pool: Pool, listener: TcpListener) -> std::io::Result<Self> {
         let port = listener.local_addr()?.port();
         let metrics = Arc::new(Metrics::new());
-        let workers = Workers::spawn(&pool, &config, metrics.clone());
+        // The key that signs ledger seals; a key that cannot be read or made stops start-up.
+        let seal_keys = web::Data::new(crate::ledger::signing::Keyring::load(
+            config.seal_key_source(),
+        )?);
+        let workers = Workers::spawn(
+            &pool,
+            &config,
+            metrics.clone(),
+            seal_keys.clone().into_inner(),
+        );
         let state = web::Data::new(AppState {
             pool,
             metrics,
@@ -53,6 +62,7 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
+                .app_data(seal_keys.clone())
                 .wrap(crate::auth::extract::AuthenticateFirst)
                 .wrap_fn(body::refuse_nul_in_url)
                 .wrap_fn(telemetry_middleware)
@@ -63,6 +73,7 @@ impl Application {
                 .configure(crate::ledger::configure)
                 .configure(crate::notifications::configure)
                 .configure(crate::reconciliation::configure)
+                .configure(crate::audit::http::configure)
                 .default_service(web::to(not_found))
         })
         .workers(config.http_workers)
@@ -155,6 +166,8 @@ where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
 {
     let id = request_id(&req);
+    req.extensions_mut()
+        .insert(crate::auth::extract::RequestId(id.clone()));
     let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.path());
     let state = req.app_data::<web::Data<AppState>>().cloned();
     let started = Instant::now();

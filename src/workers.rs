@@ -1,5 +1,5 @@
-//! Background work of `serve`: the expiry sweep, notification delivery and the
-//! idempotency-key purge.
+//! Background work of `serve`: the expiry sweep, notification delivery, the idempotency-key
+//! purge and the ledger's sealing.
 //!
 //! Each loop takes its work in bounded batches, one transaction each, and claims rows with
 //! `FOR UPDATE SKIP LOCKED` where replicas could collide, so any number of replicas may run
@@ -13,6 +13,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
+use crate::ledger::seals;
+use crate::ledger::signing::Keyring;
 use crate::notifications::delivery::{Deliverer, DELIVERY_TIMEOUT_MS};
 use crate::payments::{idempotency, store};
 use crate::telemetry::Metrics;
@@ -29,20 +31,34 @@ pub struct Workers {
 
 impl Workers {
     /// Starts every loop on the current tokio runtime.
-    pub fn spawn(pool: &Pool, config: &Config, metrics: Arc<Metrics>) -> Workers {
+    pub fn spawn(
+        pool: &Pool,
+        config: &Config,
+        metrics: Arc<Metrics>,
+        seal_keys: Arc<Keyring>,
+    ) -> Workers {
         let (shutdown, stopping) = watch::channel(false);
         let expiry = tokio::spawn(expiry_loop(
             pool.clone(),
             Duration::from_millis(config.expiry_interval_ms),
         ));
         let purge = tokio::spawn(purge_loop(pool.clone()));
+        let mut handles = vec![expiry, purge];
+        // An interval of 0 turns sealing off (for benchmarks only).
+        if config.seal_interval_ms > 0 {
+            handles.push(tokio::spawn(seal_loop(
+                pool.clone(),
+                seal_keys,
+                Duration::from_millis(config.seal_interval_ms),
+            )));
+        }
         let deliverer = Deliverer::new(pool.clone(), config, metrics);
         let delivery = tokio::spawn(deliverer.run(
             Duration::from_millis(config.notify_poll_interval_ms),
             stopping,
         ));
         Workers {
-            handles: vec![expiry, purge],
+            handles,
             delivery,
             shutdown,
         }
@@ -87,6 +103,19 @@ async fn expiry_loop(pool: Pool, interval: Duration) {
                     break;
                 }
             }
+        }
+    }
+}
+
+/// Seals the ledger on every tick. Every replica runs this loop; one seals at a time (see
+/// [`seals::seal_once`]), the others skip the round.
+async fn seal_loop(pool: Pool, keys: Arc<Keyring>, interval: Duration) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        if let Err(err) = seals::seal_pending(&pool, &keys).await {
+            tracing::warn!(error = %err, "sealing failed; retrying at the next tick");
         }
     }
 }

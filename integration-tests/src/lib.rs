@@ -230,6 +230,9 @@ async fn copy_of(template: &str) -> tokio_postgres::Config {
     settings
 }
 
+/// The seed of the key that signs the test apps' ledger seals.
+pub const TEST_SEAL_SEED: [u8; 32] = [0x5e; 32];
+
 /// A configuration for tests: few threads, private notify URLs allowed.
 pub fn test_config() -> Config {
     Config {
@@ -237,6 +240,9 @@ pub fn test_config() -> Config {
         notify_allow_private: true,
         expiry_interval_ms: 200,
         notify_poll_interval_ms: 100,
+        // Seal often, and with a fixed key so that no test writes a key file into ./data.
+        seal_interval_ms: 200,
+        seal_key: Some(paygate::ledger::signing::SealSeed::from_bytes(TEST_SEAL_SEED)),
         ..Config::default()
     }
 }
@@ -433,7 +439,135 @@ impl Drop for TestApp {
         // `stop` sends its command at once; the returned future only waits for completion.
         drop(self.handle.0.stop(false));
         if let Some(name) = self.release_database() {
+            // Every test's audit trail is scanned before its database goes: no test may leave a
+            // secret, a key or an id_number in it (a test that already fails is not scanned).
+            let findings = if std::thread::panicking() {
+                Vec::new()
+            } else {
+                scan_audit_blocking(&self.db_settings)
+            };
             drop_database(name);
+            assert!(
+                findings.is_empty(),
+                "the audit trail of this test's database holds secrets: {findings:#?}"
+            );
+        }
+    }
+}
+
+/// The shortest stored `id_number` the scan looks for; a shorter one (no real identity number
+/// is) would match digits that happen to occur in any detail.
+const SCANNED_ID_NUMBER_MIN_CHARS: usize = 6;
+
+/// The prefixes of paygate's secrets: API keys, bank secrets, notification secrets.
+const SECRET_PREFIXES: [&str; 3] = ["pgk_", "bsk_", "nsk_"];
+/// The base64url characters after a secret's prefix (32 bytes, unpadded).
+const SECRET_BODY_CHARS: usize = 43;
+
+/// Whether `text` holds something shaped like one of paygate's secrets: a prefix followed by
+/// 43 base64url characters.
+pub fn holds_secret_pattern(text: &str) -> bool {
+    SECRET_PREFIXES.iter().any(|prefix| {
+        text.match_indices(prefix).any(|(at, _)| {
+            let body = &text.as_bytes()[at + prefix.len()..];
+            body.len() >= SECRET_BODY_CHARS
+                && body[..SECRET_BODY_CHARS]
+                    .iter()
+                    .all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_')
+        })
+    })
+}
+
+/// Reads every audit entry of the database at `settings` (as its owner) and names each whose
+/// `detail` or `target` holds a secret: anything shaped like an API key, bank secret or
+/// notification secret, any notification or bank secret stored in that database, or any payer
+/// `id_number` stored in its payments. A database without an audit trail has nothing to scan.
+pub async fn scan_audit(settings: &tokio_postgres::Config) -> Result<Vec<String>, String> {
+    let client = Settings::from(settings)
+        .connect()
+        .await
+        .map_err(|err| format!("connect to scan the audit trail: {err}"))?;
+    let query = |sql: &'static str| {
+        let client = &client;
+        async move { client.query(sql, &[]).await.map_err(|err| format!("{sql}: {err}")) }
+    };
+    let exists: bool = query("SELECT to_regclass('audit_log') IS NOT NULL").await?[0].get(0);
+    if !exists {
+        return Ok(Vec::new());
+    }
+    let mut stored: Vec<String> = Vec::new();
+    for sql in [
+        "SELECT notify_secret FROM agencies",
+        "SELECT previous_notify_secret FROM agencies WHERE previous_notify_secret IS NOT NULL",
+        "SELECT secret FROM bank_keys",
+        "SELECT DISTINCT payer_id_number FROM payments WHERE payer_id_number IS NOT NULL",
+    ] {
+        stored.extend(query(sql).await?.iter().map(|row| row.get::<_, String>(0)));
+    }
+    stored.retain(|value| value.chars().count() >= SCANNED_ID_NUMBER_MIN_CHARS);
+    let mut findings = Vec::new();
+    for row in query("SELECT seq, target, detail::text FROM audit_log ORDER BY seq").await? {
+        let (seq, target, detail): (i64, String, String) = (row.get(0), row.get(1), row.get(2));
+        // The detail as stored (jsonb text escapes nothing but quotes, backslashes and control
+        // characters), and its strings unescaped, so that no escaping hides a value.
+        let unescaped = serde_json::from_str::<Value>(&detail)
+            .map(|value| strings_of(&value).join("\n"))
+            .unwrap_or_default();
+        for text in [&target, &detail, &unescaped] {
+            if holds_secret_pattern(text) {
+                findings.push(format!("entry {seq}: a secret-shaped string in {text}"));
+            }
+            if let Some(value) = stored.iter().find(|value| text.contains(value.as_str())) {
+                findings.push(format!(
+                    "entry {seq}: a stored secret or id_number ({} characters) in {text}",
+                    value.chars().count()
+                ));
+            }
+        }
+    }
+    findings.dedup();
+    Ok(findings)
+}
+
+/// Every string in `value`, object keys included.
+fn strings_of(value: &Value) -> Vec<String> {
+    match value {
+        Value::String(text) => vec![text.clone()],
+        Value::Array(items) => items.iter().flat_map(strings_of).collect(),
+        Value::Object(map) => map
+            .iter()
+            .flat_map(|(key, member)| std::iter::once(key.clone()).chain(strings_of(member)))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// [`scan_audit`] from a synchronous context (a `Drop`), on a runtime and thread of its own,
+/// waited for at most `DROP_DATABASE_WAIT_MS`. A database that cannot be read (a test that took
+/// its server away) is reported on stderr and not scanned.
+fn scan_audit_blocking(settings: &tokio_postgres::Config) -> Vec<String> {
+    let (done, finished) = std::sync::mpsc::channel();
+    let settings = settings.clone();
+    let work = move || {
+        let result = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|err| format!("a runtime to scan the audit trail: {err}"))
+            .and_then(|runtime| runtime.block_on(scan_audit(&settings)));
+        let _ = done.send(result);
+    };
+    if std::thread::Builder::new().name("scan-audit-trail".to_owned()).spawn(work).is_err() {
+        return Vec::new();
+    }
+    match finished.recv_timeout(Duration::from_millis(DROP_DATABASE_WAIT_MS)) {
+        Ok(Ok(findings)) => findings,
+        Ok(Err(err)) => {
+            eprintln!("the audit trail was not scanned: {err}");
+            Vec::new()
+        }
+        Err(_) => {
+            eprintln!("the audit trail was not scanned: reading it took too long");
+            Vec::new()
         }
     }
 }

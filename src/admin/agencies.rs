@@ -2,11 +2,13 @@
 
 use deadpool_postgres::{GenericClient, Pool};
 use serde::Serialize;
+use serde_json::json;
 use time::OffsetDateTime;
 use url::Url;
 use utoipa::ToSchema;
 
-use super::store::{agency_code, apply_changes, newest_first, AdminError, Changes};
+use super::store::{agency_code, apply_changes, changed_fields, newest_first, AdminError, Changes};
+use crate::audit::{self, redact, Action, Actor};
 use crate::auth::{self, keys, CreatedApiKey, NewApiKey, Role};
 use crate::db::error::violated_constraint;
 use crate::domain::AgencyCode;
@@ -89,8 +91,17 @@ impl Agency {
     }
 }
 
-/// Creates the agency and its first API key in one transaction.
-pub async fn create(pool: &Pool, agency: NewAgency) -> Result<CreatedAgency, AdminError> {
+/// The audit trail's name for an agency.
+fn target(code: &AgencyCode) -> String {
+    format!("agency:{code}")
+}
+
+/// Creates the agency and its first API key in one transaction, with its audit entry.
+pub async fn create(
+    pool: &Pool,
+    agency: NewAgency,
+    actor: &Actor,
+) -> Result<CreatedAgency, AdminError> {
     let mut client = pool.get().await?;
     let transaction = client.transaction().await?;
     let notify_secret = keys::random_secret("nsk");
@@ -121,6 +132,20 @@ pub async fn create(pool: &Pool, agency: NewAgency) -> Result<CreatedAgency, Adm
         },
     )
     .await?;
+    let detail = json!({
+        "name": agency.name,
+        "notify_url": notify_url.as_deref().and_then(redact::stored_address),
+        "key_id": key.id,
+        "key_label": agency.key_label,
+    });
+    audit::record(
+        &transaction,
+        actor,
+        Action::AgencyCreate,
+        &target(&agency.code),
+        detail,
+    )
+    .await?;
     transaction.commit().await?;
     tracing::info!(agency = %agency.code, key_id = %key.id, "agency created");
     Ok(CreatedAgency {
@@ -133,15 +158,17 @@ pub async fn create(pool: &Pool, agency: NewAgency) -> Result<CreatedAgency, Adm
     })
 }
 
-/// Adds a further API key; the agency's older keys stay valid.
+/// Adds a further API key, with its audit entry; the agency's older keys stay valid.
 pub async fn add_key(
     pool: &Pool,
     code: &AgencyCode,
     label: Option<&str>,
+    actor: &Actor,
 ) -> Result<CreatedApiKey, AdminError> {
-    let client = pool.get().await?;
+    let mut client = pool.get().await?;
+    let transaction = client.transaction().await?;
     let created = auth::insert_api_key(
-        &client,
+        &transaction,
         NewApiKey {
             role: Role::Agency,
             agency: Some(code),
@@ -149,16 +176,25 @@ pub async fn add_key(
         },
     )
     .await;
-    match created {
-        Ok(key) => {
-            tracing::info!(agency = %code, key_id = %key.id, "agency API key created");
-            Ok(key)
-        }
+    let key = match created {
+        Ok(key) => key,
         Err(err) if violated_constraint(&err) == Some("api_keys_agency_code_fkey") => {
-            Err(AdminError::AgencyNotFound(code.clone()))
+            return Err(AdminError::AgencyNotFound(code.clone()));
         }
-        Err(err) => Err(err.into()),
-    }
+        Err(err) => return Err(err.into()),
+    };
+    let detail = json!({"key_id": key.id, "label": label});
+    audit::record(
+        &transaction,
+        actor,
+        Action::AgencyKeyCreate,
+        &target(code),
+        detail,
+    )
+    .await?;
+    transaction.commit().await?;
+    tracing::info!(agency = %code, key_id = %key.id, "agency API key created");
+    Ok(key)
 }
 
 async fn read(client: &impl GenericClient, code: &AgencyCode) -> Result<Agency, AdminError> {
@@ -196,15 +232,38 @@ const UPDATE_AGENCY: &str = "UPDATE agencies SET
     WHERE code = $1";
 
 /// Applies `changes` (the address is the `notify_url`) and returns the agency as it is now.
+/// The audit entry lists each field whose value changed; a change to nothing (every value as it
+/// was) records none.
 pub async fn update(
     pool: &Pool,
     code: &AgencyCode,
     changes: Changes,
+    actor: &Actor,
 ) -> Result<Agency, AdminError> {
-    let client = pool.get().await?;
-    if !apply_changes(&client, UPDATE_AGENCY, code.as_str(), &changes).await? {
+    let mut client = pool.get().await?;
+    let transaction = client.transaction().await?;
+    let before = transaction
+        .query_opt(
+            "SELECT notify_url, disabled FROM agencies WHERE code = $1 FOR UPDATE",
+            &[&code.as_str()],
+        )
+        .await?
+        .ok_or_else(|| AdminError::AgencyNotFound(code.clone()))?;
+    if !apply_changes(&transaction, UPDATE_AGENCY, code.as_str(), &changes).await? {
         return Err(AdminError::AgencyNotFound(code.clone()));
     }
+    let detail = changed_fields("notify_url", before.get(0), before.get(1), &changes);
+    if !detail.is_empty() {
+        audit::record(
+            &transaction,
+            actor,
+            Action::AgencyUpdate,
+            &target(code),
+            detail.into(),
+        )
+        .await?;
+    }
+    transaction.commit().await?;
     if !changes.is_empty() {
         tracing::info!(agency = %code, notify_url_changed = changes.address.is_some(), disabled = ?changes.disabled, "agency updated");
     }
@@ -219,10 +278,15 @@ pub const PREVIOUS_SECRET_WINDOW_S: f64 = 24.0 * 3600.0;
 /// secret it replaces keeps signing, beside the new one, for [`PREVIOUS_SECRET_WINDOW_S`];
 /// a secret replaced earlier than that is forgotten, so only the one just before the newest is
 /// ever kept.
-pub async fn rotate_notify_secret(pool: &Pool, code: &AgencyCode) -> Result<String, AdminError> {
-    let client = pool.get().await?;
+pub async fn rotate_notify_secret(
+    pool: &Pool,
+    code: &AgencyCode,
+    actor: &Actor,
+) -> Result<String, AdminError> {
+    let mut client = pool.get().await?;
+    let transaction = client.transaction().await?;
     let secret = keys::random_secret("nsk");
-    let updated = client
+    let updated = transaction
         .execute(
             "UPDATE agencies SET previous_notify_secret = notify_secret, notify_secret = $2,
                                  notify_secret_rotated_at = now(), updated_at = now()
@@ -233,6 +297,18 @@ pub async fn rotate_notify_secret(pool: &Pool, code: &AgencyCode) -> Result<Stri
     if updated == 0 {
         return Err(AdminError::AgencyNotFound(code.clone()));
     }
+    // Which secret replaced which is no business of the trail: only that it happened, and how
+    // long the replaced one still signs.
+    let detail = json!({"previous_secret_signs_for_s": PREVIOUS_SECRET_WINDOW_S as i64});
+    audit::record(
+        &transaction,
+        actor,
+        Action::AgencyNotifySecretRotate,
+        &target(code),
+        detail,
+    )
+    .await?;
+    transaction.commit().await?;
     tracing::info!(agency = %code, "agency notification secret rotated");
     Ok(secret)
 }

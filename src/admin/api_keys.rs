@@ -2,11 +2,13 @@
 
 use deadpool_postgres::Pool;
 use serde::Serialize;
+use serde_json::json;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 use super::store::{newest_first, AdminError};
-use crate::auth::{keys, Role};
+use crate::audit::{self, Action, Actor};
+use crate::auth::{self, keys, CreatedApiKey, NewApiKey, Role};
 use crate::domain::AgencyCode;
 use crate::http::pagination::{Page, PageRequest};
 
@@ -79,19 +81,68 @@ pub async fn list(
     .await
 }
 
+/// The audit trail's name for an API key.
+fn target(id: &str) -> String {
+    format!("api_key:{id}")
+}
+
+/// Creates an admin or auditor key (agency keys belong to their agency, see
+/// [`super::agencies::add_key`]) in one transaction with its audit entry.
+pub async fn create(
+    pool: &Pool,
+    role: Role,
+    label: Option<&str>,
+    actor: &Actor,
+) -> Result<CreatedApiKey, AdminError> {
+    assert_ne!(role, Role::Agency, "agency keys are made for their agency");
+    let mut client = pool.get().await?;
+    let transaction = client.transaction().await?;
+    let key = auth::insert_api_key(
+        &transaction,
+        NewApiKey {
+            role,
+            agency: None,
+            label,
+        },
+    )
+    .await?;
+    let detail = json!({"role": role.as_str(), "label": label});
+    audit::record(
+        &transaction,
+        actor,
+        Action::ApiKeyCreate,
+        &target(&key.id),
+        detail,
+    )
+    .await?;
+    transaction.commit().await?;
+    tracing::info!(role = role.as_str(), key_id = %key.id, via = actor.via.as_str(), "API key created");
+    Ok(key)
+}
+
 /// Revokes the key `id` (as the API writes it). From the commit on, the key authenticates
 /// nothing. Revoking a revoked key succeeds and changes nothing, so a retried request does not
 /// fail. The last live admin key cannot be revoked: nobody could administer paygate any more
-/// (but `paygate admin create-key` can always make a new one).
-pub async fn revoke(pool: &Pool, id: &str) -> Result<(), AdminError> {
+/// (but `paygate admin create-key` can always make a new one). Only the revocation that changed
+/// the key is recorded in the audit trail.
+pub async fn revoke(pool: &Pool, id: &str, actor: &Actor) -> Result<(), AdminError> {
     let not_found = || AdminError::KeyNotFound(id.to_owned());
     let row_id = keys::parse_key_id(id).ok_or_else(not_found)?;
     let mut client = pool.get().await?;
     let transaction = client.transaction().await?;
-    let role = transaction
-        .query_opt("SELECT role FROM api_keys WHERE id = $1", &[&row_id])
+    let (role, agency, label) = transaction
+        .query_opt(
+            "SELECT role, agency_code, label FROM api_keys WHERE id = $1",
+            &[&row_id],
+        )
         .await?
-        .map(|row| Role::from_db(row.get(0)))
+        .map(|row| {
+            (
+                Role::from_db(row.get(0)),
+                row.get::<_, Option<String>>(1),
+                row.get::<_, Option<String>>(2),
+            )
+        })
         .ok_or_else(not_found)?;
     if role == Role::Admin {
         // Two revocations of the last two admin keys must not both succeed. Each locks every
@@ -117,12 +168,23 @@ pub async fn revoke(pool: &Pool, id: &str) -> Result<(), AdminError> {
             return Err(AdminError::LastAdminKey(id.to_owned()));
         }
     }
-    transaction
+    let revoked = transaction
         .execute(
             "UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL",
             &[&row_id],
         )
         .await?;
+    if revoked > 0 {
+        let detail = json!({"role": role.as_str(), "agency": agency, "label": label});
+        audit::record(
+            &transaction,
+            actor,
+            Action::ApiKeyRevoke,
+            &target(id),
+            detail,
+        )
+        .await?;
+    }
     transaction.commit().await?;
     tracing::info!(key_id = id, role = role.as_str(), "API key revoked");
     Ok(())

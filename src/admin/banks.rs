@@ -3,10 +3,12 @@
 
 use deadpool_postgres::{GenericClient, Pool};
 use serde::Serialize;
+use serde_json::json;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
-use super::store::{apply_changes, bank_code, newest_first, AdminError, Changes};
+use super::store::{apply_changes, bank_code, changed_fields, newest_first, AdminError, Changes};
+use crate::audit::{self, Action, Actor};
 use crate::auth::keys;
 use crate::db::error::violated_constraint;
 use crate::db::DbError;
@@ -149,8 +151,23 @@ async fn insert_key(
     Ok(key)
 }
 
-/// Creates the bank and its first signing key in one transaction.
-pub async fn create(pool: &Pool, code: BankCode, name: String) -> Result<CreatedBank, AdminError> {
+/// The audit trail's name for a bank.
+fn target(code: &BankCode) -> String {
+    format!("bank:{code}")
+}
+
+/// The audit trail's name for a bank's signing key.
+fn key_target(code: &BankCode, key_id: &str) -> String {
+    format!("bank:{code}/key:{key_id}")
+}
+
+/// Creates the bank and its first signing key in one transaction, with its audit entry.
+pub async fn create(
+    pool: &Pool,
+    code: BankCode,
+    name: String,
+    actor: &Actor,
+) -> Result<CreatedBank, AdminError> {
     let mut client = pool.get().await?;
     let transaction = client.transaction().await?;
     let inserted = transaction
@@ -166,6 +183,15 @@ pub async fn create(pool: &Pool, code: BankCode, name: String) -> Result<Created
         });
     }
     let key = insert_key(&transaction, &code).await?;
+    let detail = json!({"name": name, "key_id": key.key_id});
+    audit::record(
+        &transaction,
+        actor,
+        Action::BankCreate,
+        &target(&code),
+        detail,
+    )
+    .await?;
     transaction.commit().await?;
     tracing::info!(bank = %code, key_id = %key.key_id, "bank created");
     Ok(CreatedBank {
@@ -176,38 +202,56 @@ pub async fn create(pool: &Pool, code: BankCode, name: String) -> Result<Created
     })
 }
 
-/// Adds a signing key (rotation); the bank's other keys stay valid until revoked.
-pub async fn add_key(pool: &Pool, code: &BankCode) -> Result<BankKey, AdminError> {
-    let client = pool.get().await?;
-    match insert_key(&client, code).await {
-        Ok(key) => {
-            tracing::info!(bank = %code, key_id = %key.key_id, "bank key created");
-            Ok(key)
-        }
+/// Adds a signing key (rotation), with its audit entry; the bank's other keys stay valid until
+/// revoked.
+pub async fn add_key(pool: &Pool, code: &BankCode, actor: &Actor) -> Result<BankKey, AdminError> {
+    let mut client = pool.get().await?;
+    let transaction = client.transaction().await?;
+    let key = match insert_key(&transaction, code).await {
+        Ok(key) => key,
         Err(err) if violated_constraint(&err) == Some("bank_keys_bank_code_fkey") => {
-            Err(AdminError::BankNotFound(code.clone()))
+            return Err(AdminError::BankNotFound(code.clone()));
         }
-        Err(err) => Err(err.into()),
-    }
+        Err(err) => return Err(err.into()),
+    };
+    let detail = json!({"key_id": key.key_id});
+    let target = key_target(code, &key.key_id);
+    audit::record(&transaction, actor, Action::BankKeyCreate, &target, detail).await?;
+    transaction.commit().await?;
+    tracing::info!(bank = %code, key_id = %key.key_id, "bank key created");
+    Ok(key)
 }
 
 /// Revokes a key; from then on its signatures are rejected. Revoking a revoked key is a no-op
-/// that succeeds, so a retried request does not fail.
-pub async fn revoke_key(pool: &Pool, code: &BankCode, key_id: &str) -> Result<(), AdminError> {
-    let client = pool.get().await?;
-    let revoked = client
-        .execute(
+/// that succeeds, so a retried request does not fail; only the revocation that changed the key
+/// is recorded in the audit trail.
+pub async fn revoke_key(
+    pool: &Pool,
+    code: &BankCode,
+    key_id: &str,
+    actor: &Actor,
+) -> Result<(), AdminError> {
+    let mut client = pool.get().await?;
+    let transaction = client.transaction().await?;
+    let revoked = transaction
+        .query_opt(
             "UPDATE bank_keys SET revoked_at = coalesce(revoked_at, now())
-             WHERE bank_code = $1 AND key_id = $2",
+             WHERE bank_code = $1 AND key_id = $2
+             RETURNING revoked_at = now()",
             &[&code.as_str(), &key_id],
         )
-        .await?;
-    if revoked == 0 {
-        return Err(AdminError::BankKeyNotFound {
+        .await?
+        .ok_or_else(|| AdminError::BankKeyNotFound {
             bank: code.clone(),
             key_id: key_id.to_owned(),
-        });
+        })?;
+    // `now()` is the transaction's start: equal exactly when this statement set it.
+    if revoked.get::<_, bool>(0) {
+        let detail = json!({"key_id": key_id});
+        let target = key_target(code, key_id);
+        audit::record(&transaction, actor, Action::BankKeyRevoke, &target, detail).await?;
     }
+    transaction.commit().await?;
     tracing::info!(bank = %code, key_id, "bank key revoked");
     Ok(())
 }
@@ -274,12 +318,38 @@ const UPDATE_BANK: &str = "UPDATE banks SET
         updated_at = now()
     WHERE code = $1";
 
-/// Applies `changes` (the address is the `refund_url`) and returns the bank as it is now.
-pub async fn update(pool: &Pool, code: &BankCode, changes: Changes) -> Result<Bank, AdminError> {
-    let client = pool.get().await?;
-    if !apply_changes(&client, UPDATE_BANK, code.as_str(), &changes).await? {
+/// Applies `changes` (the address is the `refund_url`) and returns the bank as it is now. The
+/// audit entry lists each field whose value changed; a change to nothing records none.
+pub async fn update(
+    pool: &Pool,
+    code: &BankCode,
+    changes: Changes,
+    actor: &Actor,
+) -> Result<Bank, AdminError> {
+    let mut client = pool.get().await?;
+    let transaction = client.transaction().await?;
+    let before = transaction
+        .query_opt(
+            "SELECT refund_url, disabled FROM banks WHERE code = $1 FOR UPDATE",
+            &[&code.as_str()],
+        )
+        .await?
+        .ok_or_else(|| AdminError::BankNotFound(code.clone()))?;
+    if !apply_changes(&transaction, UPDATE_BANK, code.as_str(), &changes).await? {
         return Err(AdminError::BankNotFound(code.clone()));
     }
+    let detail = changed_fields("refund_url", before.get(0), before.get(1), &changes);
+    if !detail.is_empty() {
+        audit::record(
+            &transaction,
+            actor,
+            Action::BankUpdate,
+            &target(code),
+            detail.into(),
+        )
+        .await?;
+    }
+    transaction.commit().await?;
     if !changes.is_empty() {
         tracing::info!(bank = %code, refund_url_changed = changes.address.is_some(), disabled = ?changes.disabled, "bank updated");
     }

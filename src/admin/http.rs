@@ -10,7 +10,8 @@ use utoipa::ToSchema;
 
 use super::store::{AdminError, Changes};
 use super::{agencies, api_keys, banks, notify_url};
-use crate::auth::{self, NewApiKey, Principal, Role};
+use crate::audit::Actor;
+use crate::auth::{self, Principal, Role};
 use crate::domain::{AgencyCode, BankCode};
 use crate::http::answers::{
     AgencyNotFound, BankNotFound, DuplicateCode, InvalidFilter, InvalidPage, KeyNotFound,
@@ -277,7 +278,7 @@ pub async fn create_agency(principal: Principal, state: State, JsonBody(body): J
             key_label: label?,
         })
     })?;
-    let created = agencies::create(&state.pool, agency).await?;
+    let created = agencies::create(&state.pool, agency, &Actor::api(&principal)).await?;
     Ok(HttpResponse::Created().json(created))
 }
 
@@ -329,7 +330,8 @@ pub async fn update_agency(
     let disabled = patch_bool(&mut v, &body, "disabled");
     v.finish()?;
     let changes = Changes { address, disabled };
-    Ok(HttpResponse::Ok().json(agencies::update(&state.pool, &code, changes).await?))
+    let agency = agencies::update(&state.pool, &code, changes, &Actor::api(&principal)).await?;
+    Ok(HttpResponse::Ok().json(agency))
 }
 
 /// Issue a further API key for an agency; its older keys stay valid.
@@ -360,7 +362,8 @@ pub async fn create_agency_key(
     let label = v.optional(&body, "label", label_field);
     v.finish()?;
     let label = label.flatten();
-    let key = agencies::add_key(&state.pool, &code, label.as_deref()).await?;
+    let actor = Actor::api(&principal);
+    let key = agencies::add_key(&state.pool, &code, label.as_deref(), &actor).await?;
     Ok(HttpResponse::Created().json(AgencyApiKey {
         api_key: key.api_key,
         api_key_id: key.id,
@@ -382,7 +385,8 @@ pub async fn rotate_notify_secret(
 ) -> Answer {
     principal.require(&[Role::Admin])?;
     let code = path_agency(&path)?;
-    let notify_secret = agencies::rotate_notify_secret(&state.pool, &code).await?;
+    let notify_secret =
+        agencies::rotate_notify_secret(&state.pool, &code, &Actor::api(&principal)).await?;
     Ok(HttpResponse::Created().json(NotifySecret { notify_secret }))
 }
 
@@ -400,7 +404,7 @@ pub async fn create_bank(principal: Principal, state: State, JsonBody(body): Jso
     let code = v.required(&body, "code", parsed(BankCode::parse));
     let name = v.required(&body, "name", text(1, NAME_MAX_CHARS));
     let (code, name) = v.finish_with(|| Some((code?, name?)))?;
-    let created = banks::create(&state.pool, code, name).await?;
+    let created = banks::create(&state.pool, code, name, &Actor::api(&principal)).await?;
     Ok(HttpResponse::Created().json(created))
 }
 
@@ -452,7 +456,8 @@ pub async fn update_bank(
     let address = patch_nullable(&mut v, &body, "refund_url", notify_url_field(&state));
     v.finish()?;
     let changes = Changes { address, disabled };
-    Ok(HttpResponse::Ok().json(banks::update(&state.pool, &code, changes).await?))
+    let bank = banks::update(&state.pool, &code, changes, &Actor::api(&principal)).await?;
+    Ok(HttpResponse::Ok().json(bank))
 }
 
 /// Rotate: add a signing key. Old keys stay valid until revoked.
@@ -469,7 +474,7 @@ pub async fn create_bank_key(
 ) -> Answer {
     principal.require(&[Role::Admin])?;
     let code = path_bank(&path)?;
-    let key = banks::add_key(&state.pool, &code).await?;
+    let key = banks::add_key(&state.pool, &code, &Actor::api(&principal)).await?;
     Ok(HttpResponse::Created().json(key))
 }
 
@@ -491,7 +496,7 @@ pub async fn revoke_bank_key(
     principal.require(&[Role::Admin])?;
     let (code, key_id) = path.into_inner();
     let code = path_bank(&code)?;
-    banks::revoke_key(&state.pool, &code, &key_id).await?;
+    banks::revoke_key(&state.pool, &code, &key_id, &Actor::api(&principal)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -520,22 +525,8 @@ pub async fn create_api_key(
     );
     let label = v.optional(&body, "label", label_field);
     let (role, label) = v.finish_with(|| Some((role?, label?)))?;
-    let client = state.pool.get().await?;
-    let key = auth::insert_api_key(
-        &client,
-        NewApiKey {
-            role,
-            agency: None,
-            label: label.as_deref(),
-        },
-    )
-    .await?;
-    tracing::info!(
-        role = role.as_str(),
-        key_id = %key.id,
-        created_by = %principal.key_id,
-        "API key created"
-    );
+    let actor = Actor::api(&principal);
+    let key = api_keys::create(&state.pool, role, label.as_deref(), &actor).await?;
     Ok(HttpResponse::Created().json(RoleApiKey {
         id: key.id,
         api_key: key.api_key,
@@ -584,7 +575,7 @@ pub async fn list_api_keys(principal: Principal, state: State, query: QueryMap) 
     ))]
 pub async fn revoke_api_key(principal: Principal, state: State, path: web::Path<String>) -> Answer {
     principal.require(&[Role::Admin])?;
-    api_keys::revoke(&state.pool, &path).await?;
+    api_keys::revoke(&state.pool, &path, &Actor::api(&principal)).await?;
     tracing::info!(key_id = %path, revoked_by = %principal.key_id, "API key revocation requested");
     Ok(HttpResponse::NoContent().finish())
 }

@@ -2,10 +2,12 @@
 //! list newest first.
 
 use deadpool_postgres::{GenericClient, Pool};
+use serde_json::{json, Map, Value};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 use url::Url;
 
+use crate::audit::redact;
 use crate::db::DbError;
 use crate::domain::{AgencyCode, BankCode};
 use crate::http::pagination::{Page, PageRequest};
@@ -95,6 +97,39 @@ pub async fn apply_changes(
         )
         .await?;
     Ok(updated > 0)
+}
+
+/// What `changes` change, for the audit trail: each field whose value differs from the one
+/// before, as `{"from": ..., "to": ...}`; the address (named `address_field`) recorded without
+/// what may carry a credential. Empty when nothing differs.
+pub fn changed_fields(
+    address_field: &str,
+    address_before: Option<String>,
+    disabled_before: bool,
+    changes: &Changes,
+) -> Map<String, Value> {
+    let mut changed = Map::new();
+    if let Some(address) = &changes.address {
+        let after = address.as_ref().map(|url| url.as_str().to_owned());
+        if after != address_before {
+            changed.insert(
+                address_field.to_owned(),
+                json!({
+                    "from": address_before.as_deref().and_then(redact::stored_address),
+                    "to": address.as_ref().map(redact::address),
+                }),
+            );
+        }
+    }
+    if let Some(disabled) = changes.disabled {
+        if disabled != disabled_before {
+            changed.insert(
+                "disabled".to_owned(),
+                json!({"from": disabled_before, "to": disabled}),
+            );
+        }
+    }
+    changed
 }
 
 /// The agency code in column `column` of a row; the column is constrained to valid codes.

@@ -62,21 +62,36 @@ async fn principal_for(state: &AppState, key: &str) -> Result<Principal, ApiErro
 /// The outcome of [`AuthenticateFirst`], waiting in the request's extensions for the handler.
 struct Authenticated(Result<Principal, ApiError>);
 
+/// The request's id as the telemetry middleware settled it (and answers it in `X-Request-Id`),
+/// left in the request's extensions so that the [`Principal`] carries it to the audit trail.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
 impl FromRequest for Principal {
     type Error = ApiError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
         let early = req.extensions_mut().remove::<Authenticated>();
+        let request_id = req
+            .extensions()
+            .get::<RequestId>()
+            .map(|RequestId(id)| id.clone());
         let key = bearer_key(req);
         let state = req.app_data::<web::Data<AppState>>().cloned();
         Box::pin(async move {
-            if let Some(Authenticated(outcome)) = early {
-                return outcome;
-            }
-            let key = key.ok_or(ApiError::Unauthenticated)?;
-            let state = state.expect("AppState is registered on the app");
-            principal_for(&state, &key).await
+            let outcome = match early {
+                Some(Authenticated(outcome)) => outcome,
+                None => {
+                    let key = key.ok_or(ApiError::Unauthenticated)?;
+                    let state = state.expect("AppState is registered on the app");
+                    principal_for(&state, &key).await
+                }
+            };
+            outcome.map(|principal| Principal {
+                request_id,
+                ..principal
+            })
         })
     }
 }

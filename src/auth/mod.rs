@@ -72,6 +72,9 @@ pub struct Principal {
     pub agency: Option<AgencyCode>,
     /// Whose key it is, as the administrator who made it wrote it.
     pub label: Option<String>,
+    /// The request's `X-Request-Id` (given by the client or made by paygate), for the audit
+    /// trail; set by the extractor, `None` outside a request.
+    pub request_id: Option<String>,
 }
 
 /// A key's label: whose key it is.
@@ -165,6 +168,7 @@ pub async fn authenticate(
             .get::<_, Option<String>>(2)
             .map(|code| AgencyCode::parse(&code).expect("agency codes are constrained")),
         label: row.get(3),
+        request_id: None,
     };
     if row.get::<_, bool>(6) {
         if let Some(agency) = principal.agency {

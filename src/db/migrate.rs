@@ -42,6 +42,14 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0007_service_role.sql",
         include_str!("../../migrations/0007_service_role.sql"),
     ),
+    (
+        "0008_audit_log.sql",
+        include_str!("../../migrations/0008_audit_log.sql"),
+    ),
+    (
+        "0009_ledger_seals.sql",
+        include_str!("../../migrations/0009_ledger_seals.sql"),
+    ),
 ];
 
 /// Checksums that earlier releases recorded for migrations whose comments have been reworded

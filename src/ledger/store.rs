@@ -9,11 +9,19 @@ use utoipa::ToSchema;
 
 use super::exceptions::{ExceptionItem, ListFilter};
 use super::posting::{Entry, Posting};
+use super::seals::{BrokenSeal, Checkpoint, CheckpointVerdict};
+use super::signing::Keyring;
 use crate::db::DbError;
 
 /// Writes `posting` (one statement); call it inside the transaction that decided it. An
 /// unbalanced posting is a broken invariant, not an operating error: it stops the operation
 /// (and the database's deferred trigger would refuse it at commit anyway).
+///
+/// The statement makes sure the database transaction has its transaction id (xid) BEFORE it
+/// allocates the ledger transaction's id: the materialised `x` is evaluated first and the
+/// insert reads from it. The sealer relies on this order (see [`super::seals`]): an id it has
+/// seen allocated belongs to a transaction that already had an xid, so that transaction shows
+/// in any later snapshot as either finished or in progress, and the sealer can wait for it.
 pub async fn post(
     client: &impl GenericClient,
     posting: &Posting,
@@ -24,9 +32,10 @@ pub async fn post(
     let credits: Vec<Decimal> = posting.entries.iter().map(Entry::credit_column).collect();
     let statement = client
         .prepare_cached(
-            "WITH t AS (
+            "WITH x AS MATERIALIZED (SELECT pg_current_xact_id() AS xid),
+             t AS (
                  INSERT INTO ledger_transactions (kind, callback_id, payment_id)
-                 VALUES ($1, $2, $3) RETURNING id)
+                 SELECT $1::text, $2::bigint, $3::text FROM x WHERE x.xid IS NOT NULL RETURNING id)
              INSERT INTO ledger_entries (transaction_id, account, debit, credit)
              SELECT t.id, e.account, e.debit, e.credit
              FROM t, unnest($4::text[], $5::numeric[], $6::numeric[]) AS e(account, debit, credit)
@@ -106,6 +115,8 @@ pub struct Offending {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Verification {
+    /// False when any check fails: a transaction that does not balance, a broken seal, or a
+    /// checkpoint the ledger no longer leads to.
     pub ok: bool,
     pub transactions: i64,
     pub entries: i64,
@@ -114,17 +125,33 @@ pub struct Verification {
     /// Present when `ok` is false: transactions that do not balance or have under two entries.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub offending: Vec<Offending>,
+    /// Seals verified (hash recomputed, chained, signature checked), up to the first broken one.
+    pub seals: i64,
+    /// The last transaction id the newest seal covers; null before the first seal.
+    #[schema(required = true)]
+    pub sealed_through: Option<i64>,
+    /// The first seal that fails, when one does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub broken_seal: Option<BrokenSeal>,
+    /// The verdict on the checkpoint asked for, when one was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<CheckpointVerdict>,
 }
 
 /// The offending transactions listed at most, so that a badly broken ledger still answers.
 const MAX_OFFENDING: i64 = 100;
 
 /// Checks every invariant of the ledger: each transaction balances with at least two entries,
-/// and total debits equal total credits.
-pub async fn verify(pool: &Pool) -> Result<Verification, DbError> {
+/// total debits equal total credits, and every seal verifies (its hash, its place in the chain
+/// and its signature by a key of `keyring`); with a `checkpoint`, the chain must still hold it.
+pub async fn verify(
+    pool: &Pool,
+    keyring: &Keyring,
+    checkpoint: Option<&Checkpoint>,
+) -> Result<Verification, DbError> {
     let mut client = pool.get().await?;
-    // One snapshot for both queries, so that a posting committed in between cannot make a
-    // sound ledger look unbalanced.
+    // One snapshot for every query, so that a posting or a seal committed in between cannot
+    // make a sound ledger look broken.
     let transaction = crate::db::snapshot(&mut client).await?;
     let totals = transaction
         .query_one(
@@ -144,6 +171,7 @@ pub async fn verify(pool: &Pool) -> Result<Verification, DbError> {
             &[&MAX_OFFENDING],
         )
         .await?;
+    let seals = super::seals::verify(&transaction, keyring, checkpoint).await?;
     transaction.commit().await?;
     let debits: Decimal = totals.get(2);
     let credits: Decimal = totals.get(3);
@@ -156,13 +184,21 @@ pub async fn verify(pool: &Pool) -> Result<Verification, DbError> {
             entries: row.get(3),
         })
         .collect();
+    let checkpoint_ok = seals.checkpoint.as_ref().is_none_or(|c| c.ok);
     Ok(Verification {
-        ok: offending.is_empty() && debits == credits,
+        ok: offending.is_empty()
+            && debits == credits
+            && seals.broken_seal.is_none()
+            && checkpoint_ok,
         transactions: totals.get(0),
         entries: totals.get(1),
         debits: amount_text(debits),
         credits: amount_text(credits),
         offending,
+        seals: seals.seals,
+        sealed_through: seals.sealed_through,
+        broken_seal: seals.broken_seal,
+        checkpoint: seals.checkpoint,
     })
 }
 

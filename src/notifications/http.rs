@@ -4,6 +4,7 @@
 use actix_web::{web, HttpResponse};
 
 use super::store::{self, EventError, EventFilter, EventItem, EventStatus};
+use crate::audit::Actor;
 use crate::auth::{Principal, Role};
 use crate::domain::{AgencyCode, EventId};
 use crate::http::answers::InvalidFilter;
@@ -79,6 +80,9 @@ pub async fn redeliver(principal: Principal, state: State, path: web::Path<Strin
     // Any text is looked up as it is: one that is no event's id finds no row and is answered
     // like an unknown id.
     let id = EventId::from_trusted(path.into_inner());
-    store::redeliver(&state.pool, &id, event_scope(&principal)).await?;
+    // The audit trail records operators' actions: an admin's redelivery. An agency redelivering
+    // its own event is its own business, like creating an order.
+    let actor = (principal.role != Role::Agency).then(|| Actor::api(&principal));
+    store::redeliver(&state.pool, &id, event_scope(&principal), actor.as_ref()).await?;
     Ok(HttpResponse::Accepted().finish())
 }

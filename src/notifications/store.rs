@@ -2,10 +2,12 @@
 
 use deadpool_postgres::Pool;
 use serde::Serialize;
+use serde_json::json;
 use time::OffsetDateTime;
 use tokio_postgres::types::ToSql;
 use utoipa::ToSchema;
 
+use crate::audit::{self, Action, Actor};
 use crate::db::DbError;
 use crate::domain::{AgencyCode, EventId, PaymentId};
 use crate::http::pagination::{Page, PageRequest};
@@ -138,24 +140,42 @@ pub async fn list(
 
 /// Makes the event pending again with a fresh schedule, due now. An attempt in flight loses its
 /// lease (it is voided here), so its outcome is counted but does not end the redelivery.
-/// `agency` limits the event to that agency's.
+/// `agency` limits the event to that agency's. With `audit`, the redelivery is recorded in the
+/// audit trail in the same transaction.
 pub async fn redeliver(
     pool: &Pool,
     id: &EventId,
     agency: Option<&AgencyCode>,
+    audit: Option<&Actor>,
 ) -> Result<(), EventError> {
-    let client = pool.get().await?;
-    let updated = client
-        .execute(
-            "UPDATE events SET status = 'pending', schedule_attempts = 0, next_attempt_at = now(),
-                 delivered_at = NULL, locked_until = NULL
-             WHERE id = $1 AND ($2::text IS NULL OR agency_code = $2)",
+    let mut client = pool.get().await?;
+    let transaction = client.transaction().await?;
+    // The status before the update, read from the row the update locks.
+    let before = transaction
+        .query_opt(
+            "WITH before AS (
+                 SELECT id, type, payment_id, status, attempts FROM events
+                 WHERE id = $1 AND ($2::text IS NULL OR agency_code = $2) FOR UPDATE
+             )
+             UPDATE events e SET status = 'pending', schedule_attempts = 0,
+                 next_attempt_at = now(), delivered_at = NULL, locked_until = NULL
+             FROM before WHERE e.id = before.id
+             RETURNING before.type, before.payment_id, before.status, before.attempts",
             &[&id.as_str(), &agency.map(AgencyCode::as_str)],
         )
-        .await?;
-    if updated == 0 {
-        return Err(EventError::NotFound(id.clone()));
+        .await?
+        .ok_or_else(|| EventError::NotFound(id.clone()))?;
+    if let Some(actor) = audit {
+        let detail = json!({
+            "type": before.get::<_, String>(0),
+            "payment_id": before.get::<_, String>(1),
+            "status_before": before.get::<_, String>(2),
+            "attempts": before.get::<_, i32>(3),
+        });
+        let target = format!("event:{id}");
+        audit::record(&transaction, actor, Action::EventRedeliver, &target, detail).await?;
     }
+    transaction.commit().await?;
     tracing::info!(event_id = %id, "event scheduled for redelivery");
     Ok(())
 }

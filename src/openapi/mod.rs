@@ -47,6 +47,9 @@ use crate::http::error::Problem;
         crate::banks::http::callback,
         crate::ledger::http::balances,
         crate::ledger::http::verify,
+        crate::ledger::http::list_seals,
+        crate::ledger::http::seal_keys,
+        crate::ledger::http::get_seal,
         crate::ledger::http::list_exceptions,
         crate::notifications::http::list_events,
         crate::notifications::http::redeliver,
@@ -56,6 +59,8 @@ use crate::http::error::Problem;
         crate::reconciliation::http::list_items,
         crate::reconciliation::http::report_csv,
         crate::reconciliation::http::daily,
+        crate::audit::http::list,
+        crate::audit::http::verify,
     ),
     components(schemas(Problem, FieldError)),
     modifiers(&CommonResponses),
@@ -67,6 +72,7 @@ use crate::http::error::Problem;
         (name = "events", description = "Notifications to agencies: read and redeliver."),
         (name = "reconciliation", description = "Reconciliation against banks' statements, and reports (roles `auditor`, `admin`)."),
         (name = "administration", description = "Agencies, banks and keys (role `admin`; auditors may also list agencies and banks)."),
+        (name = "audit", description = "The audit trail of operator actions and its hash chain (roles `auditor`, `admin`)."),
         (name = "operations", description = "Health, readiness, metrics and this document; no key needed."),
     )
 )]

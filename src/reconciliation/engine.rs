@@ -32,6 +32,7 @@ use tokio_postgres::types::Type;
 use super::error::ReconcileError;
 use super::model::{Outcome, Run, TotalsBy, RUN_COLUMNS};
 use super::statement::{Line, StatementError, StatementReader};
+use crate::audit::{self, Action, Actor};
 use crate::banks::callbacks::{
     self, Callback, CallbackError, CallbackOutcome, CallbackStatus, Source,
 };
@@ -82,7 +83,8 @@ impl RunBy {
     }
 }
 
-/// Reconciles `statement` against paygate's records of `bank` for the business day `date`.
+/// Reconciles `statement` against paygate's records of `bank` for the business day `date`; the
+/// run is recorded in the audit trail as done by `actor`, in its own transaction.
 ///
 /// The statement is read from its start on each attempt: a run that loses a deadlock or a
 /// serialization conflict is run again, at most [`RUN_ATTEMPTS`] times in all.
@@ -93,6 +95,7 @@ pub async fn run(
     statement: std::fs::File,
     progress: Option<Progress>,
     by: RunBy,
+    actor: &Actor,
 ) -> Result<Run, ReconcileError> {
     let known: i64 = pool
         .get()
@@ -112,7 +115,17 @@ pub async fn run(
     let statement = Arc::new(statement);
     let mut attempt = 1;
     loop {
-        match run_once(pool, bank, date, statement.clone(), progress.clone(), by).await {
+        let attempt_result = run_once(
+            pool,
+            bank,
+            date,
+            statement.clone(),
+            progress.clone(),
+            by,
+            actor,
+        )
+        .await;
+        match attempt_result {
             Err(err) if attempt < RUN_ATTEMPTS && err.is_retriable() => {
                 tracing::warn!(
                     bank = %bank,
@@ -137,6 +150,7 @@ async fn run_once(
     statement: Arc<std::fs::File>,
     progress: Option<Arc<dyn Fn(u64) + Send + Sync>>,
     by: RunBy,
+    actor: &Actor,
 ) -> Result<Run, ReconcileError> {
     let reader = tokio::task::spawn_blocking(move || {
         StatementReader::new(CountingReader {
@@ -219,6 +233,23 @@ async fn run_once(
             &[&run_id.as_str(), &summary, &by_obligation],
         )
         .await?;
+    // Last, right before the commit (see `crate::audit`): the run and its entry land together.
+    let detail = serde_json::json!({
+        "bank": bank.as_str(),
+        "date": date.to_string(),
+        "statement_lines": statement_lines,
+        "applies_recoveries": by.applies_recoveries(),
+        "summary": summary,
+    });
+    let target = format!("reconciliation:{run_id}");
+    audit::record(
+        &transaction,
+        actor,
+        Action::ReconciliationRun,
+        &target,
+        detail,
+    )
+    .await?;
     transaction.commit().await?;
     phase("commit");
     let run = Run::from_row(&row);

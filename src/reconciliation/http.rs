@@ -10,6 +10,7 @@ use super::error::ReconcileError;
 use super::items::{self, REPORT_HEADER, REPORT_PAGE_ROWS};
 use super::model::{DailyReport, Item, Outcome, Run};
 use super::store::{self, RunFilter};
+use crate::audit::Actor;
 use crate::auth::{Principal, Role};
 use crate::domain::{BankCode, RunId};
 use crate::http::answers::{InvalidFilter, ReconciliationNotFound};
@@ -114,7 +115,8 @@ pub async fn create_run(
         Role::Admin => RunBy::Admin,
         _ => RunBy::Auditor,
     };
-    let run = engine::run(&state.pool, &bank, date, file, None, by).await?;
+    let actor = Actor::api(&principal);
+    let run = engine::run(&state.pool, &bank, date, file, None, by, &actor).await?;
     Ok(HttpResponse::Created().json(run))
 }
 

@@ -1,6 +1,7 @@
 //! paygate end to end: the real app over real HTTP against real PostgreSQL.
 
 mod admin;
+mod audit;
 mod auth;
 mod banks;
 mod bodies;
@@ -12,3 +13,4 @@ mod ops;
 mod outgoing;
 mod payments;
 mod reconciliation;
+mod seals;

@@ -77,8 +77,14 @@ async fn a_database_migrated_before_the_comments_were_reworded_is_up_to_date() {
 
 /// The tables the service may only read and append to. A later migration that adds an
 /// append-only table (an audit trail, seals) revokes the same privileges and lists it here.
-const APPEND_ONLY_TABLES: &[&str] =
-    &["ledger_transactions", "ledger_entries", "bank_callbacks", "callback_exceptions"];
+const APPEND_ONLY_TABLES: &[&str] = &[
+    "ledger_transactions",
+    "ledger_entries",
+    "bank_callbacks",
+    "callback_exceptions",
+    "ledger_seals",
+    "audit_log",
+];
 
 /// A connection to a fresh migrated database as the service role (what the app uses).
 async fn service_connection() -> tokio_postgres::Client {
@@ -111,6 +117,8 @@ async fn the_service_role_cannot_change_or_remove_the_ledger_nor_switch_its_guar
         let column = match *table {
             "ledger_entries" => "debit",
             "ledger_transactions" => "kind",
+            "ledger_seals" => "hash",
+            "audit_log" => "detail",
             _ => "bank_code",
         };
         refused.extend([
@@ -155,7 +163,7 @@ async fn the_service_role_cannot_change_or_remove_the_ledger_nor_switch_its_guar
         .await
         .unwrap()
         .get(0);
-    assert_eq!(enabled, 6, "all six ledger triggers are enabled");
+    assert_eq!(enabled, 8, "the ledger's six triggers and the seals' two are enabled");
 }
 
 #[tokio::test]

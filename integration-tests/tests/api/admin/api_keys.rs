@@ -313,6 +313,7 @@ async fn concurrent_revocations_of_the_last_two_admin_keys_never_both_succeed() 
     let mut survivor = own;
     let rounds = 25;
     let mut conflicts = 0;
+    let actor = paygate::audit::Actor::command_line();
     for round in 0..rounds {
         let other = {
             let client = pool.get().await.unwrap();
@@ -322,8 +323,8 @@ async fn concurrent_revocations_of_the_last_two_admin_keys_never_both_succeed() 
             key_id_of(&app, &key).await
         };
         let (a, b) = tokio::join!(
-            paygate::admin::api_keys::revoke(&pool, &survivor),
-            paygate::admin::api_keys::revoke(&pool, &other)
+            paygate::admin::api_keys::revoke(&pool, &survivor, &actor),
+            paygate::admin::api_keys::revoke(&pool, &other, &actor)
         );
         let codes: Vec<&str> = [&a, &b]
             .iter()
@@ -350,7 +351,7 @@ async fn concurrent_revocations_of_the_last_two_admin_keys_never_both_succeed() 
             paygate::auth::create_api_key(&client, paygate::auth::Role::Admin, None).await.unwrap();
         (first, second)
     };
-    paygate::admin::api_keys::revoke(&pool, &survivor).await.unwrap();
+    paygate::admin::api_keys::revoke(&pool, &survivor, &actor).await.unwrap();
     let (first_id, second_id) = (key_id_of(&app, &first).await, key_id_of(&app, &second).await);
     let revoke_with = |key: &str, id: &str| {
         app.http.delete(app.url(&format!("/v1/api-keys/{id}"))).bearer_auth(key).send()

@@ -163,7 +163,8 @@ async fn ledger_and_exception_endpoints_need_an_auditor_or_an_admin() {
     let empty = w.verify().await;
     assert_eq!(
         empty,
-        json!({"ok": true, "transactions": 0, "entries": 0, "debits": "0", "credits": "0"})
+        json!({"ok": true, "transactions": 0, "entries": 0, "debits": "0", "credits": "0",
+               "seals": 0, "sealed_through": null})
     );
     assert_eq!(w.audit("/v1/ledger/balances").await, json!({"items": []}));
     assert_eq!(w.exceptions("").await, json!({"items": [], "next_cursor": null}));
