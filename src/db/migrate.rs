@@ -50,6 +50,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0009_ledger_seals.sql",
         include_str!("../../migrations/0009_ledger_seals.sql"),
     ),
+    (
+        "0010_cases_and_refunds.sql",
+        include_str!("../../migrations/0010_cases_and_refunds.sql"),
+    ),
 ];
 
 /// Checksums that earlier releases recorded for migrations whose comments have been reworded

@@ -100,6 +100,24 @@ pub enum ErrorCode {
     IdempotencyKeyReused,
     /// a callback's amount or currency differs from the order's.
     AmountMismatch,
+    /// no such case (or not the agency's own).
+    CaseNotFound,
+    /// no such refund (or not the caller's own; for a bank's result, not its refund or not yet approved).
+    RefundNotFound,
+    /// the case is already resolved.
+    CaseResolved,
+    /// `no_action` on a case whose money is in suspense: refund or apply it.
+    MoneyInSuspense,
+    /// the key that requested a money movement may not approve or reject it.
+    SameApprover,
+    /// only a paid order can be refunded.
+    PaymentNotRefundable,
+    /// the order's refunds would exceed its amount.
+    RefundExceedsPayment,
+    /// the refund (or the case's `apply`) is no longer waiting for approval.
+    RefundNotPending,
+    /// a different result for a refund that already has one.
+    RefundResultConflict,
     /// a fault in paygate.
     InternalError,
     /// the database is unavailable: retry later.
@@ -108,7 +126,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, so that lists and tests never miss one.
-    pub const ALL: [ErrorCode; 29] = [
+    pub const ALL: [ErrorCode; 38] = [
         ErrorCode::MalformedJson,
         ErrorCode::MalformedBody,
         ErrorCode::IdempotencyKeyRequired,
@@ -136,6 +154,15 @@ impl ErrorCode {
         ErrorCode::ValidationFailed,
         ErrorCode::IdempotencyKeyReused,
         ErrorCode::AmountMismatch,
+        ErrorCode::CaseNotFound,
+        ErrorCode::RefundNotFound,
+        ErrorCode::CaseResolved,
+        ErrorCode::MoneyInSuspense,
+        ErrorCode::SameApprover,
+        ErrorCode::PaymentNotRefundable,
+        ErrorCode::RefundExceedsPayment,
+        ErrorCode::RefundNotPending,
+        ErrorCode::RefundResultConflict,
         ErrorCode::InternalError,
         ErrorCode::Unavailable,
     ];
@@ -170,6 +197,15 @@ impl ErrorCode {
             ErrorCode::ValidationFailed => "validation_failed",
             ErrorCode::IdempotencyKeyReused => "idempotency_key_reused",
             ErrorCode::AmountMismatch => "amount_mismatch",
+            ErrorCode::CaseNotFound => "case_not_found",
+            ErrorCode::RefundNotFound => "refund_not_found",
+            ErrorCode::CaseResolved => "case_resolved",
+            ErrorCode::MoneyInSuspense => "money_in_suspense",
+            ErrorCode::SameApprover => "same_approver",
+            ErrorCode::PaymentNotRefundable => "payment_not_refundable",
+            ErrorCode::RefundExceedsPayment => "refund_exceeds_payment",
+            ErrorCode::RefundNotPending => "refund_not_pending",
+            ErrorCode::RefundResultConflict => "refund_result_conflict",
             ErrorCode::InternalError => "internal_error",
             ErrorCode::Unavailable => "unavailable",
         }
