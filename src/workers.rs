@@ -1,5 +1,5 @@
-//! Background work of `serve`: the expiry sweep, notification delivery, the idempotency-key
-//! purge and the ledger's sealing.
+//! Background work of `serve`: the expiry sweep, notification delivery, refund instruction
+//! delivery to banks, the idempotency-key purge and the ledger's sealing.
 //!
 //! Each loop takes its work in bounded batches, one transaction each, and claims rows with
 //! `FOR UPDATE SKIP LOCKED` where replicas could collide, so any number of replicas may run
@@ -17,6 +17,7 @@ use crate::ledger::seals;
 use crate::ledger::signing::Keyring;
 use crate::notifications::delivery::{Deliverer, DELIVERY_TIMEOUT_MS};
 use crate::payments::{idempotency, store};
+use crate::refunds::delivery::InstructionDeliverer;
 use crate::telemetry::Metrics;
 
 /// Idempotency keys are purged this often; they are kept at least 24 hours anyway.
@@ -26,6 +27,7 @@ const PURGE_INTERVAL_S: u64 = 3_600;
 pub struct Workers {
     handles: Vec<JoinHandle<()>>,
     delivery: JoinHandle<()>,
+    instructions: JoinHandle<()>,
     shutdown: watch::Sender<bool>,
 }
 
@@ -55,17 +57,25 @@ impl Workers {
         let deliverer = Deliverer::new(pool.clone(), config, metrics);
         let delivery = tokio::spawn(deliverer.run(
             Duration::from_millis(config.notify_poll_interval_ms),
+            stopping.clone(),
+        ));
+        // Refund instructions to banks are polled as often as notifications: both are money
+        // news that someone waits for.
+        let instructions = tokio::spawn(InstructionDeliverer::new(pool.clone(), config).run(
+            Duration::from_millis(config.notify_poll_interval_ms),
             stopping,
         ));
         Workers {
             handles,
             delivery,
+            instructions,
             shutdown,
         }
     }
 
-    /// Stops the loops. Deliveries in flight finish and are recorded (each takes at most
-    /// 10 s) and claimed events not yet sent are released to other replicas. The other loops
+    /// Stops the loops. Deliveries in flight (notifications and refund instructions) finish
+    /// and are recorded (each takes at most 10 s) and claimed ones not yet sent are released to
+    /// other replicas. The other loops
     /// stop at once: one stopped inside a transaction leaves it uncommitted, and PostgreSQL
     /// rolls it back, so nothing is half done.
     pub async fn stop(self) {
@@ -74,10 +84,16 @@ impl Workers {
             handle.abort();
         }
         let grace = Duration::from_millis(DELIVERY_TIMEOUT_MS * 2);
-        let delivery = self.delivery;
-        let abort = delivery.abort_handle();
-        if tokio::time::timeout(grace, delivery).await.is_err() {
-            abort.abort();
+        // Both delivery loops wind down together, within one grace period.
+        let aborts = [
+            self.delivery.abort_handle(),
+            self.instructions.abort_handle(),
+        ];
+        let both = futures_util::future::join(self.delivery, self.instructions);
+        if tokio::time::timeout(grace, both).await.is_err() {
+            for abort in aborts {
+                abort.abort();
+            }
         }
     }
 }

@@ -7,6 +7,7 @@
 //! privileges suffice. The tests' own `db` pool connects as the owner, to arrange and assert.
 
 pub mod answers;
+pub mod bank_simulator;
 pub mod clock;
 pub mod orders;
 pub mod receiver;
@@ -311,6 +312,10 @@ impl TestApp {
             db_settings: settings,
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
+                // The server closes a connection idle for 5 s (actix-web's keep-alive). A client
+                // that reused one at that moment would see its request cut off
+                // (`IncompleteMessage`); dropping idle connections sooner avoids the race.
+                .pool_idle_timeout(Duration::from_secs(2))
                 .build()
                 .expect("an HTTP client"),
             admin_key,

@@ -2,7 +2,8 @@
 //! posted exactly once, by construction.
 //!
 //! One database transaction records the callback, changes the order, writes the ledger
-//! transaction and the `payment.paid` event, or does none of it. The order row is locked
+//! transaction and the `payment.paid` event, opens the case of an exception and resolves the
+//! inquiries about an order it pays (`crate::cases::opening`), or does none of it. The order row is locked
 //! (`FOR UPDATE`) while its payment is decided, so concurrent callbacks for one order are decided
 //! one after another; `(bank, bank_txn_id)` is unique and an order has at most one paying
 //! callback (both constraints), so a race that slips past the checks fails at commit and is
@@ -20,8 +21,9 @@ use time::{Duration, OffsetDateTime};
 // Whoever applies a callback (reconciliation too) finds its input types here, beside `process`.
 pub use super::model::{Callback, CallbackStatus, Source};
 use super::store::{self, Recording};
+use crate::cases::{self, opening::ExceptionCase};
 use crate::db::DbError;
-use crate::domain::{BankCode, BankTxnId, PaymentId};
+use crate::domain::{AgencyCode, BankCode, BankTxnId, PaymentId};
 use crate::ledger::exceptions::{self, NewException, Reason};
 use crate::ledger::{self, Kind, Posting};
 use crate::notifications::outbox::EventType;
@@ -183,6 +185,7 @@ async fn attempt(
         keep(
             client,
             exception(bank, callback, Reason::PaymentNotFound, None, None),
+            None,
         )
         .await?;
         return Ok(Attempt::Done(Err(CallbackError::PaymentNotFound(
@@ -225,6 +228,7 @@ async fn attempt(
         keep(
             client,
             exception(bank, callback, Reason::AmountMismatch, None, Some(detail)),
+            Some(&order.agency),
         )
         .await?;
         return Ok(Attempt::Done(Err(CallbackError::AmountMismatch)));
@@ -286,12 +290,14 @@ async fn pay(
             store::mark_paid(client, bank, callback, order, paid_at).await
         }
     };
-    // The order, the ledger and the event are independent writes: they go out together, in
-    // one round trip, and stand or fall with the transaction.
-    futures_util::future::try_join3(
+    // The order, the ledger, the event and the inquiries about the order (which resolve
+    // themselves now that it is paid) are independent writes: they go out together, in one
+    // round trip, and stand or fall with the transaction.
+    futures_util::future::try_join4(
         mark_pending_paid,
         ledger::post(client, &posting),
         record_event(client, &paid, EventType::Paid),
+        cases::opening::resolve_paid_inquiries(client, &order.id),
     )
     .await?;
     tracing::info!(payment_id = %order.id, bank = %bank, source = source.as_str(), "payment accepted");
@@ -328,6 +334,7 @@ async fn suspend(
     keep(
         client,
         exception(bank, callback, reason, Some(callback_id), Some(detail)),
+        Some(&order.agency),
     )
     .await?;
     tracing::warn!(payment_id = %order.id, bank = %bank, reason = reason.as_str(), "payment taken into suspense");
@@ -360,7 +367,23 @@ fn exception<'a>(
     }
 }
 
-async fn keep(client: &impl GenericClient, exception: NewException<'_>) -> Result<(), DbError> {
+/// Records the exception and opens its case (one per bank transaction and reason: a
+/// redelivery opens nothing new), both in the callback's transaction. `agency` is the order's,
+/// when the order exists.
+async fn keep(
+    client: &impl GenericClient,
+    exception: NewException<'_>,
+    agency: Option<&AgencyCode>,
+) -> Result<(), DbError> {
     exceptions::record(client, &exception).await?;
+    let case = ExceptionCase {
+        reason: exception.reason,
+        bank: exception.bank,
+        bank_txn_id: exception.bank_txn_id,
+        payment_id: exception.payment_id,
+        agency,
+        amount: exception.amount,
+    };
+    cases::opening::open_for_exception(client, &case).await?;
     Ok(())
 }

@@ -220,8 +220,8 @@ impl From<Payment> for InquiryAnswer {
 /// A bank's request with a verified signature: the bank named in the path, and the raw body it
 /// signed. The body is read first (at most 1 MiB), then the signature is checked against it.
 pub struct SignedBody {
-    bank: BankCode,
-    body: Bytes,
+    pub bank: BankCode,
+    pub body: Bytes,
 }
 
 impl FromRequest for SignedBody {

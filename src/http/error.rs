@@ -104,7 +104,7 @@ pub enum ErrorCode {
     CaseNotFound,
     /// no such refund (or not the caller's own; for a bank's result, not its refund or not yet approved).
     RefundNotFound,
-    /// the case is already resolved.
+    /// the case is resolved, or a resolution of it is under way.
     CaseResolved,
     /// `no_action` on a case whose money is in suspense: refund or apply it.
     MoneyInSuspense,

@@ -16,5 +16,7 @@ pub mod signing;
 pub mod store;
 
 pub use http::configure;
-pub use posting::{agency_account, bank_account, suspense_account, Entry, Kind, Posting, Side};
+pub use posting::{
+    agency_account, bank_account, suspense_account, Entry, Kind, Posting, Side, Source,
+};
 pub use store::post;

@@ -23,6 +23,12 @@ pub enum Kind {
     Payment,
     /// Money received that must be refunded or investigated.
     Suspense,
+    /// A payment refund the bank completed: the agency gives the money back through the bank.
+    Refund,
+    /// A suspense refund the bank completed: money in suspense goes back to the payer.
+    SuspenseRefund,
+    /// An approved `apply` resolution: money in suspense pays a pending order.
+    Apply,
 }
 
 impl Kind {
@@ -30,6 +36,9 @@ impl Kind {
         match self {
             Kind::Payment => "payment",
             Kind::Suspense => "suspense",
+            Kind::Refund => "refund",
+            Kind::SuspenseRefund => "suspense_refund",
+            Kind::Apply => "apply",
         }
     }
 }
@@ -85,11 +94,46 @@ impl Entry {
     }
 }
 
+/// What made a ledger transaction: each source posts at most once (the database's unique
+/// `callback_id`, `refund_id` and `case_id` columns).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A bank callback (kinds `payment` and `suspense`).
+    Callback(i64),
+    /// A refund the bank completed (kinds `refund` and `suspense_refund`).
+    Refund(String),
+    /// A case whose `apply` resolution was approved (kind `apply`).
+    Case(String),
+}
+
+impl Source {
+    pub fn callback_id(&self) -> Option<i64> {
+        match self {
+            Source::Callback(id) => Some(*id),
+            _ => None,
+        }
+    }
+
+    pub fn refund_id(&self) -> Option<&str> {
+        match self {
+            Source::Refund(id) => Some(id),
+            _ => None,
+        }
+    }
+
+    pub fn case_id(&self) -> Option<&str> {
+        match self {
+            Source::Case(id) => Some(id),
+            _ => None,
+        }
+    }
+}
+
 /// One ledger transaction before it is written.
 #[derive(Debug, Clone)]
 pub struct Posting {
     pub kind: Kind,
-    pub callback_id: i64,
+    pub source: Source,
     pub payment_id: PaymentId,
     pub entries: Vec<Entry>,
 }
@@ -106,7 +150,7 @@ impl Posting {
     ) -> Posting {
         Posting {
             kind,
-            callback_id,
+            source: Source::Callback(callback_id),
             payment_id: payment_id.clone(),
             entries: vec![
                 Entry::debit(bank_account(bank), amount),

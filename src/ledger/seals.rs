@@ -7,10 +7,14 @@
 //! JSON of the seal's document:
 //!
 //! ```text
-//! {"first_transaction", "last_transaction", "ledger": [{"callback_id", "created_at",
-//!   "entries": [{"account", "credit", "debit", "id"}, ... by id], "id", "kind", "payment_id"},
-//!   ... by id], "prev_hash", "sealed_at", "seq", "transactions"}
+//! {"first_transaction", "last_transaction", "ledger": [{"callback_id", "case_id"?,
+//!   "created_at", "entries": [{"account", "credit", "debit", "id"}, ... by id], "id", "kind",
+//!   "payment_id", "refund_id"?}, ... by id], "prev_hash", "sealed_at", "seq", "transactions"}
 //! ```
+//!
+//! `callback_id` is null for a posting no callback made (a refund, an apply); `refund_id` and
+//! `case_id` appear only when not null, so that every seal made before they existed still
+//! verifies.
 //!
 //! and its `signature` is the Ed25519 signature of the UTF-8 bytes of `hash` (64 hex
 //! characters), made with a key kept outside the database ([`super::signing`]).
@@ -83,7 +87,15 @@ pub struct SealedTransaction {
     #[schema(example = "payment")]
     pub kind: String,
     pub payment_id: String,
-    pub callback_id: i64,
+    /// The callback that made the posting; null for refunds and applies.
+    #[schema(required = true)]
+    pub callback_id: Option<i64>,
+    /// The refund a `refund` or `suspense_refund` posting completes; absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refund_id: Option<String>,
+    /// The case an `apply` posting resolves; absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub case_id: Option<String>,
     /// As every time on the wire: UTC, microseconds only when not zero.
     #[schema(example = "2026-11-23T03:04:05.123456Z")]
     pub created_at: String,
@@ -154,7 +166,7 @@ async fn read_range(
     let statement = client
         .prepare_cached(
             "SELECT t.id, t.kind, t.payment_id, t.callback_id, t.created_at,
-                    e.id, e.account, e.debit, e.credit
+                    e.id, e.account, e.debit, e.credit, t.refund_id, t.case_id
              FROM ledger_transactions t LEFT JOIN ledger_entries e ON e.transaction_id = t.id
              WHERE t.id BETWEEN $1 AND $2
              ORDER BY t.id, e.id",
@@ -170,6 +182,8 @@ async fn read_range(
                 kind: row.get(1),
                 payment_id: row.get(2),
                 callback_id: row.get(3),
+                refund_id: row.get(9),
+                case_id: row.get(10),
                 created_at: format_utc(row.get(4)),
                 entries: Vec::new(),
             });
@@ -630,7 +644,9 @@ mod tests {
                 id: 3,
                 kind: "payment".to_owned(),
                 payment_id: "pay_Hà".to_owned(),
-                callback_id: 7,
+                callback_id: Some(7),
+                refund_id: None,
+                case_id: None,
                 created_at: "2026-11-23T03:04:05.123456Z".to_owned(),
                 entries: vec![
                     SealedEntry {
@@ -651,7 +667,9 @@ mod tests {
                 id: 5,
                 kind: "suspense".to_owned(),
                 payment_id: "pay_2".to_owned(),
-                callback_id: 9,
+                callback_id: None,
+                refund_id: Some("rfd_1".to_owned()),
+                case_id: None,
                 created_at: "2026-11-23T03:04:06Z".to_owned(),
                 entries: vec![],
             },
@@ -685,6 +703,39 @@ mod tests {
         assert_eq!(
             seal_hash(&empty, &[]),
             chain_hash(&prev, &to_canonical(&document))
+        );
+    }
+
+    #[test]
+    fn a_callbacks_transaction_is_sealed_as_before_and_a_refunds_names_its_refund() {
+        let mut transaction = SealedTransaction {
+            id: 1,
+            kind: "payment".to_owned(),
+            payment_id: "pay_1".to_owned(),
+            callback_id: Some(7),
+            refund_id: None,
+            case_id: None,
+            created_at: "2026-11-23T03:04:05Z".to_owned(),
+            entries: vec![],
+        };
+        // The document every seal made before refunds existed holds: no refund_id, no case_id.
+        assert_eq!(
+            to_canonical(&serde_json::to_value(&transaction).unwrap()),
+            r#"{"callback_id":7,"created_at":"2026-11-23T03:04:05Z","entries":[],"id":1,"kind":"payment","payment_id":"pay_1"}"#
+        );
+        transaction.kind = "refund".to_owned();
+        transaction.callback_id = None;
+        transaction.refund_id = Some("rfd_1".to_owned());
+        assert_eq!(
+            to_canonical(&serde_json::to_value(&transaction).unwrap()),
+            r#"{"callback_id":null,"created_at":"2026-11-23T03:04:05Z","entries":[],"id":1,"kind":"refund","payment_id":"pay_1","refund_id":"rfd_1"}"#
+        );
+        transaction.kind = "apply".to_owned();
+        transaction.refund_id = None;
+        transaction.case_id = Some("cas_1".to_owned());
+        assert_eq!(
+            to_canonical(&serde_json::to_value(&transaction).unwrap()),
+            r#"{"callback_id":null,"case_id":"cas_1","created_at":"2026-11-23T03:04:05Z","entries":[],"id":1,"kind":"apply","payment_id":"pay_1"}"#
         );
     }
 

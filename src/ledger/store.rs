@@ -34,8 +34,9 @@ pub async fn post(
         .prepare_cached(
             "WITH x AS MATERIALIZED (SELECT pg_current_xact_id() AS xid),
              t AS (
-                 INSERT INTO ledger_transactions (kind, callback_id, payment_id)
-                 SELECT $1::text, $2::bigint, $3::text FROM x WHERE x.xid IS NOT NULL RETURNING id)
+                 INSERT INTO ledger_transactions (kind, callback_id, payment_id, refund_id, case_id)
+                 SELECT $1::text, $2::bigint, $3::text, $7::text, $8::text
+                 FROM x WHERE x.xid IS NOT NULL RETURNING id)
              INSERT INTO ledger_entries (transaction_id, account, debit, credit)
              SELECT t.id, e.account, e.debit, e.credit
              FROM t, unnest($4::text[], $5::numeric[], $6::numeric[]) AS e(account, debit, credit)
@@ -47,11 +48,13 @@ pub async fn post(
             &statement,
             &[
                 &posting.kind.as_str(),
-                &posting.callback_id,
+                &posting.source.callback_id(),
                 &posting.payment_id.as_str(),
                 &accounts,
                 &debits,
                 &credits,
+                &posting.source.refund_id(),
+                &posting.source.case_id(),
             ],
         )
         .await?;

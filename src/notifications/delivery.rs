@@ -7,7 +7,7 @@
 //! the POST and the recording repeats that attempt later.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use deadpool_postgres::Pool;
 use futures_util::StreamExt;
@@ -15,10 +15,10 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use tokio::sync::watch;
 
-use super::resolver::outgoing_client;
+use super::outbox::EventType;
+use super::outgoing::{self, Outcome};
 use super::store::EventStatus;
 use crate::admin::agencies::PREVIOUS_SECRET_WINDOW_S;
-use crate::admin::notify_url;
 use crate::config::Config;
 use crate::db::DbError;
 use crate::domain::{AgencyCode, EventId};
@@ -28,18 +28,10 @@ use crate::telemetry::{Metrics, OutcomeLabels};
 pub const CLAIM_BATCH_ROWS: i64 = 50;
 /// Deliveries in flight at once per replica.
 pub const MAX_CONCURRENT_DELIVERIES: usize = 16;
-/// A claim outlives the slowest attempt (10 s) with a wide margin.
-pub const LEASE_S: f64 = 60.0;
-/// The whole attempt, answer included.
-pub const DELIVERY_TIMEOUT_MS: u64 = 10_000;
-pub const CONNECT_TIMEOUT_MS: u64 = 5_000;
-/// Only this much of an agency's answer is read; the rest is dropped with the connection.
-pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+pub use super::outgoing::{CONNECT_TIMEOUT_MS, DELIVERY_TIMEOUT_MS, LEASE_S, MAX_RESPONSE_BYTES};
 /// For a day after an agency's notification secret is rotated, notifications carry a second
 /// signature, made with the secret replaced, in this header.
 pub const PREVIOUS_SIGNATURE_HEADER: &str = "Paygate-Signature-Previous";
-/// Error texts are cut to this length before they are stored.
-const MAX_ERROR_CHARS: usize = 500;
 
 /// Why a round of delivery stopped early: the database failed. (A failed POST is no error of
 /// the worker: it is an attempt's outcome, recorded on the event.)
@@ -75,26 +67,11 @@ pub struct Deliverer {
     metrics: Arc<Metrics>,
 }
 
-/// How one attempt ended.
-struct Outcome {
-    started_at: OffsetDateTime,
-    duration: Duration,
-    http_status: Option<u16>,
-    error: Option<String>,
-}
-
 impl Deliverer {
     pub fn new(pool: Pool, config: &Config, metrics: Arc<Metrics>) -> Deliverer {
-        // No proxy, no redirects, every resolved address vetted: see `resolver`.
-        let http = outgoing_client(config.notify_allow_private)
-            .connect_timeout(Duration::from_millis(CONNECT_TIMEOUT_MS))
-            .timeout(Duration::from_millis(DELIVERY_TIMEOUT_MS))
-            .user_agent(concat!("paygate/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .expect("the notification HTTP client builds");
         Deliverer {
             pool,
-            http,
+            http: outgoing::client(config),
             backoff_s: config.notify_backoff_s.clone(),
             allow_private: config.notify_allow_private,
             metrics,
@@ -226,42 +203,14 @@ impl Deliverer {
     }
 
     async fn attempt(&self, event: &Claimed) -> Outcome {
-        let started_at = OffsetDateTime::now_utc();
-        let started = Instant::now();
-        let result = self.send(event).await;
-        let (http_status, error) = match result {
-            Ok(status) if (200..300).contains(&status) => (Some(status), None),
-            Ok(status) => (Some(status), Some(format!("answered HTTP {status}"))),
-            Err(error) => (None, Some(error)),
-        };
-        Outcome {
-            started_at,
-            duration: started.elapsed(),
-            http_status,
-            error,
-        }
-    }
-
-    async fn send(&self, event: &Claimed) -> Result<u16, String> {
-        let url = url::Url::parse(&event.notify_url)
-            .map_err(|err| format!("invalid notify_url: {err}"))?;
-        // The resolver guards names; an address written in the URL is checked here.
-        let literal = match url.host() {
-            Some(url::Host::Ipv4(ip)) => Some(std::net::IpAddr::V4(ip)),
-            Some(url::Host::Ipv6(ip)) => Some(std::net::IpAddr::V6(ip)),
-            _ => None,
-        };
-        if let Some(ip) = literal {
-            notify_url::classify(ip, self.allow_private)
-                .map_err(|reason| format!("address refused: {reason}"))?;
-        }
-        let body = serde_json::to_vec(&serde_json::json!({
+        // The event's object goes under `refund` for refund events, `payment` otherwise.
+        let mut body = serde_json::json!({
             "id": event.id,
             "type": event.event_type,
             "created_at": crate::timefmt::format_utc(event.created_at),
-            "payment": event.payment,
-        }))
-        .map_err(|err| err.to_string())?;
+        });
+        body[EventType::object_key(&event.event_type)] = event.payment.clone();
+        let body = serde_json::to_vec(&body).expect("an event serialises");
         let timestamp = OffsetDateTime::now_utc().unix_timestamp();
         let signature = crate::signature::sign(
             event.notify_secret.as_bytes(),
@@ -269,12 +218,10 @@ impl Deliverer {
             timestamp,
             &body,
         );
-        let mut request = self
-            .http
-            .post(url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header("Paygate-Event-Id", event.id.as_str())
-            .header(crate::signature::HEADER, signature);
+        let mut headers = vec![
+            ("Paygate-Event-Id", event.id.as_str().to_owned()),
+            (crate::signature::HEADER, signature),
+        ];
         if let Some(previous) = &event.previous_notify_secret {
             // The same scheme and timestamp, with the secret the last rotation replaced, so an
             // agency still verifying with it loses nothing while it switches over.
@@ -284,21 +231,16 @@ impl Deliverer {
                 timestamp,
                 &body,
             );
-            request = request.header(PREVIOUS_SIGNATURE_HEADER, signature);
+            headers.push((PREVIOUS_SIGNATURE_HEADER, signature));
         }
-        let mut response = request.body(body).send().await.map_err(describe)?;
-        let status = response.status().as_u16();
-        // Read (a bounded part of) the answer so that the connection can be reused; a 2xx is
-        // an acknowledgement whatever it says.
-        let mut read = 0;
-        while read < MAX_RESPONSE_BYTES {
-            match response.chunk().await {
-                Ok(Some(chunk)) => read += chunk.len(),
-                Ok(None) => break,
-                Err(err) => return Err(describe(err)),
-            }
-        }
-        Ok(status)
+        outgoing::post(
+            &self.http,
+            self.allow_private,
+            &event.notify_url,
+            &headers,
+            body,
+        )
+        .await
     }
 
     /// Records an attempt; true when the event is now dead. The next state is computed from
@@ -306,32 +248,25 @@ impl Deliverer {
     /// meanwhile (which voids the lease), only the attempt is counted: the redelivery's fresh
     /// schedule stands.
     async fn record(&self, event: &Claimed, outcome: &Outcome) -> Result<bool, DeliveryError> {
-        let delivered = outcome.error.is_none();
-        let error = outcome
-            .error
-            .as_ref()
-            .map(|e| e.chars().take(MAX_ERROR_CHARS).collect::<String>());
+        let delivered = outcome.delivered();
+        let error = outcome.error.clone();
         let duration_ms = outcome.duration.as_millis().min(i32::MAX as u128) as i32;
         let schedule: Vec<i64> = self.backoff_s.iter().map(|s| *s as i64).collect();
         let mut client = self.pool.get().await?;
         let transaction = client.transaction().await?;
         let updated = transaction
             .query_opt(
-                "UPDATE events SET
-                     status = CASE WHEN $3 THEN 'delivered'
-                                   WHEN schedule_attempts < cardinality($5::bigint[]) THEN 'pending'
-                                   ELSE 'dead' END,
-                     next_attempt_at = CASE WHEN NOT $3 AND schedule_attempts < cardinality($5::bigint[])
-                         THEN now() + make_interval(secs => ($5::bigint[])[schedule_attempts + 1]::double precision)
-                         ELSE next_attempt_at END,
-                     delivered_at = CASE WHEN $3 THEN now() END,
-                     attempts = attempts + 1,
-                     schedule_attempts = schedule_attempts + 1,
-                     last_error = $4,
-                     locked_until = NULL
-                 WHERE id = $1 AND locked_until = $2
-                 RETURNING status",
-                &[&event.id.as_str(), &event.lease, &delivered, &error, &schedule],
+                &format!(
+                    "UPDATE events SET {} WHERE id = $1 AND locked_until = $2 RETURNING status",
+                    outgoing::record_attempt_sql("status")
+                ),
+                &[
+                    &event.id.as_str(),
+                    &event.lease,
+                    &delivered,
+                    &error,
+                    &schedule,
+                ],
             )
             .await?;
         if updated.is_none() {
@@ -375,24 +310,4 @@ impl Deliverer {
             self.metrics.notify_queue_depth.set(depth);
         }
     }
-}
-
-/// A short, stable description of a failed request.
-fn describe(err: reqwest::Error) -> String {
-    let kind = if err.is_timeout() {
-        "timed out"
-    } else if err.is_connect() {
-        "could not connect"
-    } else if err.is_redirect() {
-        "redirect refused"
-    } else {
-        "request failed"
-    };
-    let mut detail = String::new();
-    let mut source: Option<&dyn std::error::Error> = Some(&err);
-    while let Some(cause) = source {
-        detail = cause.to_string();
-        source = cause.source();
-    }
-    format!("{kind}: {detail}")
 }

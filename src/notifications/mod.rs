@@ -5,6 +5,7 @@
 pub mod delivery;
 pub mod http;
 pub mod outbox;
+pub mod outgoing;
 mod resolver;
 pub mod store;
 

@@ -11,6 +11,10 @@ pub enum EventType {
     Paid,
     Expired,
     Cancelled,
+    /// The bank returned the money of an agency's payment refund.
+    RefundCompleted,
+    /// The bank could not return the money of an agency's payment refund.
+    RefundFailed,
 }
 
 impl EventType {
@@ -19,6 +23,18 @@ impl EventType {
             EventType::Paid => "payment.paid",
             EventType::Expired => "payment.expired",
             EventType::Cancelled => "payment.cancelled",
+            EventType::RefundCompleted => "refund.completed",
+            EventType::RefundFailed => "refund.failed",
+        }
+    }
+
+    /// The member of the delivered body that holds the event's object: the refund for refund
+    /// events, the order otherwise.
+    pub fn object_key(event_type: &str) -> &'static str {
+        if event_type.starts_with("refund.") {
+            "refund"
+        } else {
+            "payment"
         }
     }
 }
@@ -51,4 +67,61 @@ pub async fn record(
         )
         .await?;
     Ok(())
+}
+
+/// Records that an agency's payment refund ended (`refund.completed` or `refund.failed`), with
+/// the refund as it now answers; in the transaction that recorded the bank's result, so that
+/// the event exists exactly when the result does (once per refund: `events_once_per_refund`).
+pub async fn record_refund(
+    client: &impl GenericClient,
+    agency: &str,
+    payment_id: &str,
+    refund_id: &str,
+    event: EventType,
+    refund: &Value,
+) -> Result<(), tokio_postgres::Error> {
+    debug_assert!(matches!(
+        event,
+        EventType::RefundCompleted | EventType::RefundFailed
+    ));
+    let statement = client
+        .prepare_cached(
+            "INSERT INTO events (id, agency_code, payment_id, type, payment, refund_id)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .await?;
+    client
+        .execute(
+            &statement,
+            &[
+                &EventId::generate().as_str(),
+                &agency,
+                &payment_id,
+                &event.as_str(),
+                refund,
+                &refund_id,
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refund_events_carry_the_refund_and_payment_events_the_order() {
+        assert_eq!(
+            EventType::object_key(EventType::RefundCompleted.as_str()),
+            "refund"
+        );
+        assert_eq!(
+            EventType::object_key(EventType::RefundFailed.as_str()),
+            "refund"
+        );
+        for event in [EventType::Paid, EventType::Expired, EventType::Cancelled] {
+            assert_eq!(EventType::object_key(event.as_str()), "payment");
+        }
+    }
 }

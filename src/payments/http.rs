@@ -73,7 +73,7 @@ pub fn parse_payment_id(id: &str) -> Result<PaymentId, ApiError> {
 }
 
 /// The `Idempotency-Key` header, or 400 `idempotency_key_required`.
-fn idempotency_key(req: &HttpRequest) -> Result<IdempotencyKey, ApiError> {
+pub fn idempotency_key(req: &HttpRequest) -> Result<IdempotencyKey, ApiError> {
     let required = |detail: &str| ApiError::BadRequest {
         code: ErrorCode::IdempotencyKeyRequired,
         detail: detail.to_owned(),
@@ -213,17 +213,25 @@ pub async fn create_payment(
         }
     };
     match created {
-        Created::New { body, .. } => Ok(HttpResponse::Created()
-            .content_type("application/json")
-            .body(body)),
-        Created::Replayed { status, body } => {
-            let status = StatusCode::from_u16(status).map_err(ApiError::internal)?;
-            Ok(HttpResponse::build(status)
-                .content_type("application/json")
-                .insert_header(("Idempotent-Replayed", "true"))
-                .body(body))
-        }
+        Created::New { body, .. } => idempotent_answer(None, body),
+        Created::Replayed { status, body } => idempotent_answer(Some(status), body),
     }
+}
+
+/// The answer to a create made with an `Idempotency-Key`: 201 with the body the create stored,
+/// or, for a retry, the first answer's status (`replayed`) and bytes, marked
+/// `Idempotent-Replayed: true`.
+pub fn idempotent_answer(replayed: Option<u16>, body: String) -> Answer {
+    let Some(status) = replayed else {
+        return Ok(HttpResponse::Created()
+            .content_type("application/json")
+            .body(body));
+    };
+    let status = StatusCode::from_u16(status).map_err(ApiError::internal)?;
+    Ok(HttpResponse::build(status)
+        .content_type("application/json")
+        .insert_header(("Idempotent-Replayed", "true"))
+        .body(body))
 }
 
 /// Read a payment order.

@@ -20,7 +20,7 @@ pub const MAX_EXPIRY: Duration = Duration::days(30);
 pub const PAYMENT_COLUMNS: &str = "p.id, p.agency_code, p.obligation, p.reference, p.amount, \
     p.currency, p.description, p.payer_name, p.payer_id_number, p.details, \
     CASE WHEN p.status = 'pending' AND p.expires_at <= now() THEN 'expired' ELSE p.status END, \
-    p.created_at, p.expires_at, p.paid_at, p.bank_code, p.bank_txn_id, p.seq";
+    p.created_at, p.expires_at, p.paid_at, p.bank_code, p.bank_txn_id, p.seq, p.refunded_amount";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -77,7 +77,7 @@ pub struct Payer {
     "status": "pending",
     "created_at": "2026-11-23T03:00:00.123456Z",
     "expires_at": "2026-11-24T03:00:00.123456Z",
-    "paid_at": null, "bank": null, "bank_txn_id": null
+    "paid_at": null, "bank": null, "bank_txn_id": null, "refunded_amount": "0"
 }))]
 pub struct Payment {
     #[schema(value_type = String)]
@@ -114,6 +114,9 @@ pub struct Payment {
     /// `null` until paid.
     #[schema(value_type = Option<String>)]
     pub bank_txn_id: Option<BankTxnId>,
+    /// Whole VND given back by completed refunds; `"0"` until a refund completes.
+    #[schema(value_type = String, example = "0")]
+    pub refunded_amount: String,
     /// Position for keyset pagination; not part of the answer.
     #[serde(skip)]
     pub seq: i64,
@@ -153,6 +156,10 @@ impl Payment {
                 .get::<_, Option<String>>(15)
                 .map(BankTxnId::from_trusted),
             seq: row.get(16),
+            refunded_amount: row
+                .get::<_, rust_decimal::Decimal>(17)
+                .normalize()
+                .to_string(),
         }
     }
 

@@ -76,6 +76,33 @@ pub async fn create(
 ) -> Result<Created, PaymentError> {
     let mut client = pool.get().await?;
     let transaction = client.transaction().await?;
+    if let Some(replayed) = claim_key(&transaction, &order.agency, key, fingerprint).await? {
+        return Ok(replayed);
+    }
+    expire_overdue_holder(&transaction, &order.agency, &order.reference, None).await?;
+    let payment = insert(&transaction, &order).await?;
+    let body = serde_json::to_string(&payment).expect("a payment serialises");
+    remember_answer(&transaction, &order.agency, key, &payment.id, 201, &body).await?;
+    transaction.commit().await?;
+    tracing::info!(payment_id = %payment.id, agency = %payment.agency, "payment order created");
+    Ok(Created::New {
+        payment: Box::new(payment),
+        body,
+    })
+}
+
+/// Claims `key` for a create request inside its transaction: `None` when the key is new (the
+/// caller creates and then calls [`remember_answer`]), the stored answer when a request with it
+/// committed (replayed for the same fingerprint, [`PaymentError::KeyReused`] otherwise). A
+/// concurrent request with the same key waits here on the key's row until the first ends. Used
+/// by every create that takes an `Idempotency-Key` (orders, refunds), so that one key names one
+/// request of the agency, whatever it created.
+pub async fn claim_key(
+    transaction: &deadpool_postgres::Transaction<'_>,
+    agency: &AgencyCode,
+    key: &IdempotencyKey,
+    fingerprint: &[u8],
+) -> Result<Option<Created>, PaymentError> {
     let claim = transaction
         .prepare_cached(
             "INSERT INTO idempotency_keys (agency_code, key, request_sha256) VALUES ($1, $2, $3)
@@ -83,29 +110,36 @@ pub async fn create(
         )
         .await?;
     let claimed = transaction
-        .execute(
-            &claim,
-            &[&order.agency.as_str(), &key.as_str(), &fingerprint],
-        )
+        .execute(&claim, &[&agency.as_str(), &key.as_str(), &fingerprint])
         .await
         .map_err(key_in_use)?;
-    if claimed == 0 {
-        let row = transaction
-            .query_opt(
-                "SELECT request_sha256, response_status, response_body FROM idempotency_keys
-                 WHERE agency_code = $1 AND key = $2",
-                &[&order.agency.as_str(), &key.as_str()],
-            )
-            .await?
-            .ok_or(PaymentError::KeyJustReleased)?;
-        return replay(&row, fingerprint);
+    if claimed == 1 {
+        return Ok(None);
     }
-    expire_overdue_holder(&transaction, &order.agency, &order.reference, None).await?;
-    let payment = insert(&transaction, &order).await?;
-    let body = serde_json::to_string(&payment).expect("a payment serialises");
+    let row = transaction
+        .query_opt(
+            "SELECT request_sha256, response_status, response_body FROM idempotency_keys
+             WHERE agency_code = $1 AND key = $2",
+            &[&agency.as_str(), &key.as_str()],
+        )
+        .await?
+        .ok_or(PaymentError::KeyJustReleased)?;
+    replay(&row, fingerprint).map(Some)
+}
+
+/// Stores the answer of the request that claimed `key`, for its replays; `payment_id` is the
+/// order the request created or acted on.
+pub async fn remember_answer(
+    transaction: &deadpool_postgres::Transaction<'_>,
+    agency: &AgencyCode,
+    key: &IdempotencyKey,
+    payment_id: &PaymentId,
+    status: i16,
+    body: &str,
+) -> Result<(), PaymentError> {
     let remember = transaction
         .prepare_cached(
-            "UPDATE idempotency_keys SET payment_id = $3, response_status = 201, response_body = $4
+            "UPDATE idempotency_keys SET payment_id = $3, response_status = $4, response_body = $5
              WHERE agency_code = $1 AND key = $2",
         )
         .await?;
@@ -113,19 +147,15 @@ pub async fn create(
         .execute(
             &remember,
             &[
-                &order.agency.as_str(),
+                &agency.as_str(),
                 &key.as_str(),
-                &payment.id.as_str(),
+                &payment_id.as_str(),
+                &status,
                 &body,
             ],
         )
         .await?;
-    transaction.commit().await?;
-    tracing::info!(payment_id = %payment.id, agency = %payment.agency, "payment order created");
-    Ok(Created::New {
-        payment: Box::new(payment),
-        body,
-    })
+    Ok(())
 }
 
 fn key_in_use(err: tokio_postgres::Error) -> PaymentError {

@@ -217,6 +217,11 @@ async fn run_once(
     phase("recover");
     record_items(&transaction, &run_id, bank, date).await?;
     phase("items");
+    // The run's differences open cases, and what it matched closes the cases of earlier gaps,
+    // in the run's transaction: a run that fails leaves no case behind, and a rerun opens
+    // nothing new.
+    crate::cases::opening::reconcile_run(&transaction, &run_id, bank).await?;
+    phase("cases");
     let (summary, by_obligation) = totals(&transaction, &run_id).await?;
     // Written as JSON in their documented order (the columns are `json`, which keeps it).
     let summary =

@@ -242,7 +242,9 @@ pub async fn report_csv(principal: Principal, state: State, path: web::Path<Stri
         .streaming(futures_util::StreamExt::chain(header, pages)))
 }
 
-/// Orders paid on a business day, in total and by obligation, agency and bank.
+/// Orders paid on a business day, in total and by obligation, agency and bank; the refunds
+/// completed that day (`refunds`); and the cases opened and resolved that day and open at its
+/// end (`cases`).
 #[utoipa::path(get, path = "/v1/reports/daily", tag = "reconciliation",
     params(("date" = String, Query, description = "The business day (Vietnam time), YYYY-MM-DD")),
     responses(

@@ -213,6 +213,20 @@ pub struct DailyReport {
     pub by_obligation: TotalsBy<Obligation>,
     pub by_agency: Vec<AgencyTotal>,
     pub by_bank: Vec<BankTotal>,
+    /// Refunds (of orders and of money in suspense) the banks completed that day.
+    pub refunds: Totals,
+    pub cases: CaseTotals,
+}
+
+/// Cases on a business day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, ToSchema)]
+pub struct CaseTotals {
+    /// Opened that day.
+    pub opened: i64,
+    /// Resolved that day (a refund when the bank completed it, an apply when it was approved).
+    pub resolved: i64,
+    /// Opened by the end of the day and not resolved by then.
+    pub open_at_end: i64,
 }
 
 #[cfg(test)]

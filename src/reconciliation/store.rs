@@ -9,7 +9,7 @@ use tokio_postgres::types::ToSql;
 use super::engine::business_day;
 use super::error::ReconcileError;
 use super::model::{
-    AgencyTotal, BankTotal, DailyReport, Item, Outcome, Run, TotalsBy, RUN_COLUMNS,
+    AgencyTotal, BankTotal, CaseTotals, DailyReport, Item, Outcome, Run, TotalsBy, RUN_COLUMNS,
 };
 use crate::db::DbError;
 use crate::domain::{BankCode, Obligation, RunId, Totals};
@@ -129,7 +129,8 @@ pub async fn fetch_items(
 }
 
 /// The orders paid on the business day `date` (Vietnam time), in total and by obligation,
-/// agency and bank.
+/// agency and bank; the refunds completed that day; and the cases opened, resolved and still
+/// open.
 pub async fn daily_report(pool: &Pool, date: Date) -> Result<DailyReport, ReconcileError> {
     let (start, end) = business_day(date);
     let mut client = pool.get().await?;
@@ -146,6 +147,23 @@ pub async fn daily_report(pool: &Pool, date: Date) -> Result<DailyReport, Reconc
             &[&start, &end],
         )
         .await?;
+    // A case counts as open at the end of the day unless it was resolved by then; a case whose
+    // refund is under way is not resolved yet.
+    let others = transaction
+        .query_one(
+            "SELECT
+                 (SELECT count(*) FROM refunds
+                  WHERE status = 'completed' AND completed_at >= $1 AND completed_at < $2),
+                 (SELECT coalesce(sum(amount), 0) FROM refunds
+                  WHERE status = 'completed' AND completed_at >= $1 AND completed_at < $2),
+                 (SELECT count(*) FROM cases WHERE opened_at >= $1 AND opened_at < $2),
+                 (SELECT count(*) FROM cases
+                  WHERE status = 'resolved' AND resolved_at >= $1 AND resolved_at < $2),
+                 (SELECT count(*) FROM cases
+                  WHERE opened_at < $2 AND NOT (status = 'resolved' AND resolved_at < $2))",
+            &[&start, &end],
+        )
+        .await?;
     transaction.commit().await?;
     let mut report = DailyReport {
         date: date.to_string(),
@@ -153,6 +171,12 @@ pub async fn daily_report(pool: &Pool, date: Date) -> Result<DailyReport, Reconc
         by_obligation: TotalsBy::zeros(Obligation::ALL),
         by_agency: Vec::new(),
         by_bank: Vec::new(),
+        refunds: Totals::new(others.get(0), others.get(1)),
+        cases: CaseTotals {
+            opened: others.get(2),
+            resolved: others.get(3),
+            open_at_end: others.get(4),
+        },
     };
     for row in &rows {
         let totals = Totals::new(row.get(4), row.get(5));

@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 
 const PAYER_NAME: &str = "Nguyễn Văn A";
 /// Every member of the payment object, and nothing else.
-const PAYMENT_FIELDS: [&str; 15] = [
+const PAYMENT_FIELDS: [&str; 16] = [
     "id",
     "agency",
     "obligation",
@@ -33,6 +33,7 @@ const PAYMENT_FIELDS: [&str; 15] = [
     "paid_at",
     "bank",
     "bank_txn_id",
+    "refunded_amount",
 ];
 
 /// A valid create body of 150000 without `expires_at`.
