@@ -97,6 +97,7 @@ pub struct Metrics {
     pub notify_deliveries: Family<OutcomeLabels, Counter>,
     pub notify_latency: Histogram,
     pub notify_queue_depth: Gauge,
+    pub refund_instructions: Family<OutcomeLabels, Counter>,
     pool_size: Gauge,
     pool_available: Gauge,
     pool_waiting: Gauge,
@@ -155,6 +156,12 @@ impl Metrics {
             "Events due for delivery now",
             notify_queue_depth.clone(),
         );
+        let refund_instructions = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "refund_instructions",
+            "Refund instruction deliveries to banks by outcome (dead counts instructions given up)",
+            refund_instructions.clone(),
+        );
         let pool_size = Gauge::default();
         let pool_available = Gauge::default();
         let pool_waiting = Gauge::default();
@@ -188,6 +195,7 @@ impl Metrics {
             notify_deliveries,
             notify_latency,
             notify_queue_depth,
+            refund_instructions,
             pool_size,
             pool_available,
             pool_waiting,

@@ -54,17 +54,19 @@ impl Workers {
                 Duration::from_millis(config.seal_interval_ms),
             )));
         }
-        let deliverer = Deliverer::new(pool.clone(), config, metrics);
+        let deliverer = Deliverer::new(pool.clone(), config, metrics.clone());
         let delivery = tokio::spawn(deliverer.run(
             Duration::from_millis(config.notify_poll_interval_ms),
             stopping.clone(),
         ));
         // Refund instructions to banks are polled as often as notifications: both are money
         // news that someone waits for.
-        let instructions = tokio::spawn(InstructionDeliverer::new(pool.clone(), config).run(
-            Duration::from_millis(config.notify_poll_interval_ms),
-            stopping,
-        ));
+        let instructions = tokio::spawn(
+            InstructionDeliverer::new(pool.clone(), config, metrics).run(
+                Duration::from_millis(config.notify_poll_interval_ms),
+                stopping,
+            ),
+        );
         Workers {
             handles,
             delivery,

@@ -7,6 +7,7 @@
 //! and delivery is at least once. A bank without a `refund_url` is not claimed until one is
 //! set. The bank's result ends delivery too (it proves the bank has the instruction).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::Pool;
@@ -19,6 +20,7 @@ use tokio::sync::watch;
 use crate::config::Config;
 use crate::db::DbError;
 use crate::notifications::outgoing::{self, Outcome, LEASE_S};
+use crate::telemetry::{Metrics, OutcomeLabels};
 
 /// Instructions claimed per round.
 pub const CLAIM_BATCH_ROWS: i64 = 50;
@@ -48,16 +50,25 @@ pub struct InstructionDeliverer {
     http: reqwest::Client,
     backoff_s: Vec<u64>,
     allow_private: bool,
+    metrics: Arc<Metrics>,
 }
 
 impl InstructionDeliverer {
-    pub fn new(pool: Pool, config: &Config) -> InstructionDeliverer {
+    pub fn new(pool: Pool, config: &Config, metrics: Arc<Metrics>) -> InstructionDeliverer {
         InstructionDeliverer {
             pool,
             http: outgoing::client(config),
             backoff_s: config.notify_backoff_s.clone(),
             allow_private: config.notify_allow_private,
+            metrics,
         }
+    }
+
+    fn count(&self, outcome: &'static str) {
+        self.metrics
+            .refund_instructions
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
     }
 
     /// Delivers until `shutdown` turns true; deliveries in flight then finish and are
@@ -163,8 +174,14 @@ impl InstructionDeliverer {
 
     async fn deliver(&self, instruction: Claimed) {
         let outcome = self.attempt(&instruction).await;
+        self.count(if outcome.delivered() {
+            "delivered"
+        } else {
+            "failed"
+        });
         match self.record(&instruction, &outcome).await {
             Ok(true) => {
+                self.count("dead");
                 tracing::warn!(refund_id = %instruction.refund_id, bank = %instruction.bank, "refund instruction is dead after its last attempt")
             }
             Ok(false) => {}

@@ -106,6 +106,14 @@ async fn an_instruction_the_bank_never_acknowledges_is_dead_after_the_schedule()
     assert_eq!(row.get::<_, Option<String>>(2).as_deref(), Some("answered HTTP 500"));
     // The refund itself still waits for the bank's result.
     assert_eq!(r.refund(&refund).await["status"], "approved");
+    // Operators see the failed attempts and the instruction given up in the metrics.
+    let metrics = r.w.app.get("/metrics").send().await.unwrap().text().await.unwrap();
+    for line in [
+        "paygate_refund_instructions_total{outcome=\"failed\"} 2",
+        "paygate_refund_instructions_total{outcome=\"dead\"} 1",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} missing from:\n{metrics}");
+    }
 }
 
 #[tokio::test]
