@@ -9,6 +9,7 @@ pub mod audit;
 pub mod auth;
 pub mod banks;
 pub mod cases;
+pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod db;

@@ -68,6 +68,7 @@ impl Application {
                 .wrap_fn(telemetry_middleware)
                 .configure(ops::configure)
                 .configure(crate::admin::configure)
+                .configure(crate::catalog::http::configure)
                 .configure(crate::payments::configure)
                 .configure(crate::banks::configure)
                 .configure(crate::refunds::configure)

@@ -11,7 +11,7 @@ use super::store::{agency_code, apply_changes, changed_fields, newest_first, Adm
 use crate::audit::{self, redact, Action, Actor};
 use crate::auth::{self, keys, CreatedApiKey, NewApiKey, Role};
 use crate::db::error::violated_constraint;
-use crate::domain::AgencyCode;
+use crate::domain::{AgencyCode, ObligationCode};
 use crate::http::pagination::{Page, PageRequest};
 
 pub struct NewAgency {
@@ -53,6 +53,12 @@ pub struct Agency {
     /// A disabled agency's keys are refused (403 `agency_disabled`); its orders stay payable
     /// and its events are still delivered.
     pub disabled: bool,
+    /// The codes of the obligations the agency may create orders of; absent: every active
+    /// obligation of the catalog (as agencies were before the catalog, so their answers are
+    /// unchanged).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = json!(["fee", "hospital_fee"]))]
+    pub obligations: Option<Vec<String>>,
     #[serde(serialize_with = "crate::timefmt::serialize")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,
@@ -70,7 +76,8 @@ pub struct Agency {
 /// The columns every read of an agency selects, `last_activity_at` included: the creation time
 /// of its newest order, found through the index on (agency_code, seq), so that it costs one
 /// index probe per agency and no order ever writes to the agency's row.
-const AGENCY_COLUMNS: &str = "a.code, a.name, a.notify_url, a.disabled, a.created_at,
+const AGENCY_COLUMNS: &str =
+    "a.code, a.name, a.notify_url, a.disabled, a.obligations, a.created_at,
     a.updated_at,
     (SELECT p.created_at FROM payments p WHERE p.agency_code = a.code
      ORDER BY p.seq DESC LIMIT 1) AS last_activity_at,
@@ -83,6 +90,7 @@ impl Agency {
             name: row.get("name"),
             notify_url: row.get("notify_url"),
             disabled: row.get("disabled"),
+            obligations: row.get("obligations"),
             created_at: row.get("created_at"),
             updated_at: row.get("updated_at"),
             last_activity_at: row.get("last_activity_at"),
@@ -238,13 +246,14 @@ pub async fn update(
     pool: &Pool,
     code: &AgencyCode,
     changes: Changes,
+    obligations: Option<Option<Vec<ObligationCode>>>,
     actor: &Actor,
 ) -> Result<Agency, AdminError> {
     let mut client = pool.get().await?;
     let transaction = client.transaction().await?;
     let before = transaction
         .query_opt(
-            "SELECT notify_url, disabled FROM agencies WHERE code = $1 FOR UPDATE",
+            "SELECT notify_url, disabled, obligations FROM agencies WHERE code = $1 FOR UPDATE",
             &[&code.as_str()],
         )
         .await?
@@ -252,7 +261,19 @@ pub async fn update(
     if !apply_changes(&transaction, UPDATE_AGENCY, code.as_str(), &changes).await? {
         return Err(AdminError::AgencyNotFound(code.clone()));
     }
-    let detail = changed_fields("notify_url", before.get(0), before.get(1), &changes);
+    let mut detail = changed_fields("notify_url", before.get(0), before.get(1), &changes);
+    if let Some(obligations) = obligations {
+        let after: Option<Vec<String>> =
+            obligations.map(|codes| codes.iter().map(|c| c.as_str().to_owned()).collect());
+        let before: Option<Vec<String>> = before.get(2);
+        if after != before {
+            set_obligations(&transaction, code, after.as_deref()).await?;
+            detail.insert(
+                "obligations".to_owned(),
+                json!({"from": before, "to": after}),
+            );
+        }
+    }
     if !detail.is_empty() {
         audit::record(
             &transaction,
@@ -268,6 +289,39 @@ pub async fn update(
         tracing::info!(agency = %code, notify_url_changed = changes.address.is_some(), disabled = ?changes.disabled, "agency updated");
     }
     read(&client, code).await
+}
+
+/// Replaces the agency's allowed obligations (`None`: every active one). Each code must name a
+/// catalog entry, checked here, in the update's transaction; an inactive entry may be listed
+/// (it stays refused for new orders while inactive).
+async fn set_obligations(
+    client: &impl GenericClient,
+    code: &AgencyCode,
+    obligations: Option<&[String]>,
+) -> Result<(), AdminError> {
+    if let Some(codes) = obligations {
+        let unknown: Vec<String> = client
+            .query(
+                "SELECT wanted FROM unnest($1::text[]) WITH ORDINALITY AS w (wanted, n)
+                 WHERE NOT EXISTS (SELECT 1 FROM obligations o WHERE o.code = w.wanted)
+                 ORDER BY n",
+                &[&codes],
+            )
+            .await?
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        if !unknown.is_empty() {
+            return Err(AdminError::UnknownObligations(unknown));
+        }
+    }
+    client
+        .execute(
+            "UPDATE agencies SET obligations = $2, updated_at = now() WHERE code = $1",
+            &[&code.as_str(), &obligations],
+        )
+        .await?;
+    Ok(())
 }
 
 /// How long after a rotation notifications also carry a signature made with the secret it

@@ -12,7 +12,7 @@ use super::store::{AdminError, Changes};
 use super::{agencies, api_keys, banks, notify_url};
 use crate::audit::Actor;
 use crate::auth::{self, Principal, Role};
-use crate::domain::{AgencyCode, BankCode};
+use crate::domain::{AgencyCode, BankCode, ObligationCode};
 use crate::http::answers::{
     AgencyNotFound, BankNotFound, DuplicateCode, InvalidFilter, InvalidPage, KeyNotFound,
     ValidationFailed,
@@ -36,6 +36,7 @@ impl AdminError {
                 ErrorCode::DuplicateCode
             }
             AdminError::LastAdminKey(_) => ErrorCode::LastAdminKey,
+            AdminError::UnknownObligations(_) => ErrorCode::ValidationFailed,
             AdminError::Db(err) if err.is_transient() => ErrorCode::Unavailable,
             AdminError::Db(_) => ErrorCode::InternalError,
         }
@@ -54,6 +55,7 @@ impl From<AdminError> for ApiError {
             AdminError::DuplicateAgency(_)
             | AdminError::DuplicateBank(_)
             | AdminError::LastAdminKey(_) => ApiError::conflict(err.code(), err.to_string()),
+            AdminError::UnknownObligations(_) => ApiError::invalid("obligations", err.to_string()),
         }
     }
 }
@@ -125,6 +127,11 @@ pub struct UpdateAgencyRequest {
     /// `true` refuses the agency's keys (403 `agency_disabled`); its orders stay payable and
     /// its events are still delivered. Absent: unchanged.
     disabled: Option<bool>,
+    /// The codes of the catalog's obligations the agency may create orders of (each must exist;
+    /// an order of another is refused with 422 `obligation_not_allowed`), or `null` for every
+    /// active one. Absent: unchanged.
+    #[schema(example = json!(["fee", "hospital_fee"]))]
+    obligations: Option<Vec<String>>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -224,6 +231,30 @@ fn patch_nullable<T>(
         return None;
     }
     v.optional(body, field, parse)
+}
+
+/// An agency's allowed obligations: an array of distinct catalog codes (their existence is
+/// checked by the store, in the update's transaction).
+fn obligation_list(value: &Value) -> Result<Vec<ObligationCode>, String> {
+    const MAX: usize = 256;
+    let Value::Array(items) = value else {
+        return Err("must be an array of obligation codes or null".to_owned());
+    };
+    if items.len() > MAX {
+        return Err(format!("must list at most {MAX} obligations"));
+    }
+    let mut codes: Vec<ObligationCode> = Vec::with_capacity(items.len());
+    for item in items {
+        let code = item
+            .as_str()
+            .ok_or_else(|| "must be an array of obligation codes or null".to_owned())
+            .and_then(ObligationCode::parse)?;
+        if codes.contains(&code) {
+            return Err(format!("lists {code} twice"));
+        }
+        codes.push(code);
+    }
+    Ok(codes)
 }
 
 /// A boolean field that may be absent (unchanged); `null` is not a boolean.
@@ -328,9 +359,11 @@ pub async fn update_agency(
     let mut v = Validator::new();
     let address = patch_nullable(&mut v, &body, "notify_url", notify_url_field(&state));
     let disabled = patch_bool(&mut v, &body, "disabled");
+    let obligations = patch_nullable(&mut v, &body, "obligations", obligation_list);
     v.finish()?;
     let changes = Changes { address, disabled };
-    let agency = agencies::update(&state.pool, &code, changes, &Actor::api(&principal)).await?;
+    let actor = Actor::api(&principal);
+    let agency = agencies::update(&state.pool, &code, changes, obligations, &actor).await?;
     Ok(HttpResponse::Ok().json(agency))
 }
 

@@ -31,6 +31,9 @@ pub enum AdminError {
     /// Revoking this key would leave no live admin key.
     #[error("{0} is the last live admin key; create another admin key first")]
     LastAdminKey(String),
+    /// An agency's allowed obligations name codes that no catalog entry has.
+    #[error("{} is not an obligation of the catalog", .0.join(", "))]
+    UnknownObligations(Vec<String>),
     #[error(transparent)]
     Db(#[from] DbError),
 }

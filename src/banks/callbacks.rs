@@ -280,7 +280,7 @@ async fn pay(
         callback_id,
         &order.id,
         bank,
-        ledger::agency_account(&order.agency, order.obligation),
+        ledger::agency_account(&order.agency, &order.obligation),
         order.amount,
     );
     let mark_pending_paid = async {

@@ -190,8 +190,10 @@ pub struct InquiryAnswer {
     pub payment_id: PaymentId,
     #[schema(value_type = String)]
     pub agency: AgencyCode,
+    /// The code of the order's obligation in the catalog: a built-in one (fee, tax,
+    /// social_insurance, fine, electricity, court_advance) or one an admin added.
     #[schema(value_type = String, example = "fee")]
-    pub obligation: crate::domain::Obligation,
+    pub obligation: crate::domain::ObligationCode,
     #[schema(value_type = String, example = "150000")]
     pub amount: crate::domain::Amount,
     pub currency: String,

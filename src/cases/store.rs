@@ -581,7 +581,7 @@ pub async fn approve(pool: &Pool, id: &str, actor: &Actor) -> Result<Case, CaseE
         entries: vec![
             Entry::debit(ledger::suspense_account(&bank), amount),
             Entry::credit(
-                ledger::agency_account(&order.agency, order.obligation),
+                ledger::agency_account(&order.agency, &order.obligation),
                 amount,
             ),
         ],

@@ -54,6 +54,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0010_cases_and_refunds.sql",
         include_str!("../../migrations/0010_cases_and_refunds.sql"),
     ),
+    (
+        "0011_obligation_catalog.sql",
+        include_str!("../../migrations/0011_obligation_catalog.sql"),
+    ),
 ];
 
 /// Checksums that earlier releases recorded for migrations whose comments have been reworded

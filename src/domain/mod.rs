@@ -43,5 +43,5 @@ pub use amount::{amount_field, Amount};
 pub use codes::{AgencyCode, BankCode};
 pub use ids::{BankTxnId, EventId, PaymentId, RunId};
 pub use money::Totals;
-pub use obligation::Obligation;
+pub use obligation::ObligationCode;
 pub use validation::FieldError;

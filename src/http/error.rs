@@ -96,6 +96,12 @@ pub enum ErrorCode {
     PayloadTooLarge,
     /// one or more fields are invalid.
     ValidationFailed,
+    /// an obligation's `details_schema` breaks the catalog's rules.
+    InvalidSchema,
+    /// the obligation is inactive and refuses new orders.
+    ObligationInactive,
+    /// the agency may not use this obligation.
+    ObligationNotAllowed,
     /// a key reused with a different body.
     IdempotencyKeyReused,
     /// a callback's amount or currency differs from the order's.
@@ -126,7 +132,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, so that lists and tests never miss one.
-    pub const ALL: [ErrorCode; 38] = [
+    pub const ALL: [ErrorCode; 41] = [
         ErrorCode::MalformedJson,
         ErrorCode::MalformedBody,
         ErrorCode::IdempotencyKeyRequired,
@@ -152,6 +158,9 @@ impl ErrorCode {
         ErrorCode::LastAdminKey,
         ErrorCode::PayloadTooLarge,
         ErrorCode::ValidationFailed,
+        ErrorCode::InvalidSchema,
+        ErrorCode::ObligationInactive,
+        ErrorCode::ObligationNotAllowed,
         ErrorCode::IdempotencyKeyReused,
         ErrorCode::AmountMismatch,
         ErrorCode::CaseNotFound,
@@ -195,6 +204,9 @@ impl ErrorCode {
             ErrorCode::LastAdminKey => "last_admin_key",
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::ValidationFailed => "validation_failed",
+            ErrorCode::InvalidSchema => "invalid_schema",
+            ErrorCode::ObligationInactive => "obligation_inactive",
+            ErrorCode::ObligationNotAllowed => "obligation_not_allowed",
             ErrorCode::IdempotencyKeyReused => "idempotency_key_reused",
             ErrorCode::AmountMismatch => "amount_mismatch",
             ErrorCode::CaseNotFound => "case_not_found",

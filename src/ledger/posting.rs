@@ -2,13 +2,13 @@
 
 use rust_decimal::Decimal;
 
-use crate::domain::{AgencyCode, Amount, BankCode, Obligation, PaymentId};
+use crate::domain::{AgencyCode, Amount, BankCode, ObligationCode, PaymentId};
 
 pub fn bank_account(bank: &BankCode) -> String {
     format!("bank:{bank}")
 }
 
-pub fn agency_account(agency: &AgencyCode, obligation: Obligation) -> String {
+pub fn agency_account(agency: &AgencyCode, obligation: &ObligationCode) -> String {
     format!("agency:{agency}:{}", obligation.as_str())
 }
 
@@ -182,7 +182,7 @@ mod tests {
             1,
             &PaymentId::from_trusted("pay_1".to_owned()),
             &bank,
-            agency_account(&agency, Obligation::Fee),
+            agency_account(&agency, &ObligationCode::from_trusted(ObligationCode::FEE)),
             amount,
         );
         assert!(posting.balanced());

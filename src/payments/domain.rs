@@ -7,7 +7,7 @@
 use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
 
-use crate::domain::{FieldError, Obligation};
+use crate::domain::{FieldError, ObligationCode};
 
 /// The typed `details` of an order; one variant per obligation.
 ///
@@ -39,22 +39,12 @@ pub enum Details {
         case_number: String,
         court_code: String,
     },
+    /// The details of an obligation an admin added to the catalog: the object as sent, which
+    /// the entry's JSON Schema validates when the order is created (`crate::catalog`).
+    Catalog(Map<String, Value>),
 }
 
 impl Details {
-    /// The obligation these details belong to, so that an order's kind and its details can never
-    /// disagree.
-    pub fn obligation(&self) -> Obligation {
-        match self {
-            Details::Fee { .. } => Obligation::Fee,
-            Details::Tax { .. } => Obligation::Tax,
-            Details::SocialInsurance { .. } => Obligation::SocialInsurance,
-            Details::Fine { .. } => Obligation::Fine,
-            Details::Electricity { .. } => Obligation::Electricity,
-            Details::CourtAdvance { .. } => Obligation::CourtAdvance,
-        }
-    }
-
     /// Validates `value` (the `details` member) for `obligation`. Errors name fields as
     /// `"details.<name>"`; a value that is not a JSON object gives one error on `"details"`.
     /// Every invalid, missing or unknown field is reported, not just the first. Missing required:
@@ -62,7 +52,7 @@ impl Details {
     ///
     /// The known fields are reported in the order of the API guide's table, then the unknown ones
     /// in the order they were sent, so that the same request always gets the same answer.
-    pub fn parse(obligation: Obligation, value: &Value) -> Result<Details, Vec<FieldError>> {
+    pub fn parse(obligation: &str, value: &Value) -> Result<Details, Vec<FieldError>> {
         let Value::Object(object) = value else {
             return Err(vec![FieldError::new("details", "must be a JSON object")]);
         };
@@ -70,7 +60,7 @@ impl Details {
         // Arguments are evaluated in the order written, which is the table's order, so errors
         // come out in that order too; the details exist only when every field is valid.
         let details = match obligation {
-            Obligation::Fee => both(
+            ObligationCode::FEE => both(
                 reader.required("procedure_code", Rule::Text(32)),
                 reader.required("dossier_code", Rule::Text(64)),
                 |procedure_code, dossier_code| Details::Fee {
@@ -78,7 +68,7 @@ impl Details {
                     dossier_code,
                 },
             ),
-            Obligation::Tax => both(
+            ObligationCode::TAX => both(
                 reader.required("tax_code", Rule::TaxCode),
                 reader.optional("tax_period", Rule::Text(32)),
                 |tax_code, tax_period| Details::Tax {
@@ -86,7 +76,7 @@ impl Details {
                     tax_period,
                 },
             ),
-            Obligation::SocialInsurance => both(
+            ObligationCode::SOCIAL_INSURANCE => both(
                 reader.required("insurance_code", Rule::InsuranceCode),
                 reader.required("period", Rule::Month),
                 |insurance_code, period| Details::SocialInsurance {
@@ -94,7 +84,7 @@ impl Details {
                     period,
                 },
             ),
-            Obligation::Fine => both(
+            ObligationCode::FINE => both(
                 reader.required("decision_number", Rule::Text(64)),
                 reader.optional("violation_date", Rule::Date),
                 |decision_number, violation_date| Details::Fine {
@@ -102,7 +92,7 @@ impl Details {
                     violation_date,
                 },
             ),
-            Obligation::Electricity => both(
+            ObligationCode::ELECTRICITY => both(
                 reader.required("customer_code", Rule::CustomerCode),
                 reader.required("billing_period", Rule::Month),
                 |customer_code, billing_period| Details::Electricity {
@@ -110,7 +100,7 @@ impl Details {
                     billing_period,
                 },
             ),
-            Obligation::CourtAdvance => both(
+            ObligationCode::COURT_ADVANCE => both(
                 reader.required("case_number", Rule::Text(64)),
                 reader.required("court_code", Rule::Text(32)),
                 |case_number, court_code| Details::CourtAdvance {
@@ -118,6 +108,20 @@ impl Details {
                     court_code,
                 },
             ),
+            // Any other code is a catalog entry: its schema, not Rust, says what its details
+            // are, and the order's transaction checks them against it. Only what the database
+            // could not store is refused here, whatever the schema says.
+            _ => {
+                let mut errors = Vec::new();
+                for (name, member) in object {
+                    nul_errors(&format!("details.{name}"), member, &mut errors);
+                }
+                return if errors.is_empty() {
+                    Ok(Details::Catalog(object.clone()))
+                } else {
+                    Err(errors)
+                };
+            }
         };
         reader.finish(obligation, details)
     }
@@ -129,6 +133,7 @@ impl Details {
     /// back is byte-for-byte what was answered when it was created.
     pub fn to_json(&self) -> Value {
         let fields: [(&str, Option<&String>); 2] = match self {
+            Details::Catalog(object) => return Value::Object(object.clone()),
             Details::Fee {
                 procedure_code,
                 dossier_code,
@@ -179,6 +184,31 @@ impl Details {
             })
             .collect();
         Value::Object(object)
+    }
+}
+
+/// An error on `path` for each text inside `value` (member names included) that holds a NUL,
+/// which PostgreSQL cannot store in `jsonb`.
+fn nul_errors(path: &str, value: &Value, errors: &mut Vec<FieldError>) {
+    match value {
+        Value::String(text) if crate::http::body::has_nul(text) => {
+            errors.push(FieldError::new(path, crate::http::body::NUL_MESSAGE));
+        }
+        Value::Array(items) => {
+            for (n, item) in items.iter().enumerate() {
+                nul_errors(&format!("{path}.{n}"), item, errors);
+            }
+        }
+        Value::Object(members) => {
+            for (name, member) in members {
+                if crate::http::body::has_nul(name) {
+                    errors.push(FieldError::new(path, crate::http::body::NUL_MESSAGE));
+                } else {
+                    nul_errors(&format!("{path}.{name}"), member, errors);
+                }
+            }
+        }
+        _ => {}
     }
 }
 
@@ -366,7 +396,7 @@ impl<'a> Reader<'a> {
     /// (`details` is `None` only when an error was recorded for one of its fields.)
     fn finish(
         mut self,
-        obligation: Obligation,
+        obligation: &str,
         details: Option<Details>,
     ) -> Result<Details, Vec<FieldError>> {
         let object = self.object;
@@ -387,6 +417,22 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    #[test]
+    fn details_of_an_added_obligation_are_kept_as_sent_unless_the_database_could_not_store_them() {
+        let value = json!({"patient_code": "BN000123", "visits": [{"day": "2026-11-20"}]});
+        assert_eq!(
+            Details::parse("hospital_fee", &value).unwrap().to_json(),
+            value
+        );
+        let value = json!({"a": "x\u{0}", "b": [{"c": "\u{0}"}], "ok": 1});
+        let errors = Details::parse("hospital_fee", &value).unwrap_err();
+        assert_eq!(fields(&errors), ["details.a", "details.b.0.c"]);
+        assert_eq!(
+            fields(&Details::parse("hospital_fee", &json!([1])).unwrap_err()),
+            ["details"]
+        );
+    }
+
     fn fields(errors: &[FieldError]) -> Vec<&str> {
         errors.iter().map(|e| e.field.as_str()).collect()
     }
@@ -395,51 +441,50 @@ mod tests {
     fn valid_details_of_each_obligation_round_trip_through_to_json() {
         let cases = [
             (
-                Obligation::Fee,
+                ObligationCode::FEE,
                 json!({"procedure_code": "1.001234", "dossier_code": "000.00.00.H12-260101-0001"}),
             ),
             (
-                Obligation::Fee,
+                ObligationCode::FEE,
                 json!({"procedure_code": "ệ".repeat(32), "dossier_code": "Hồ sơ số 1"}),
             ),
-            (Obligation::Tax, json!({"tax_code": "0101234567"})),
+            (ObligationCode::TAX, json!({"tax_code": "0101234567"})),
             (
-                Obligation::Tax,
+                ObligationCode::TAX,
                 json!({"tax_code": "0101234567-123", "tax_period": "Quý 1/2026"}),
             ),
             (
-                Obligation::SocialInsurance,
+                ObligationCode::SOCIAL_INSURANCE,
                 json!({"insurance_code": "0123456789", "period": "2026-01"}),
             ),
             (
-                Obligation::SocialInsurance,
+                ObligationCode::SOCIAL_INSURANCE,
                 json!({"insurance_code": "0123456789", "period": "2026-12"}),
             ),
             (
-                Obligation::Fine,
+                ObligationCode::FINE,
                 json!({"decision_number": "123/QĐ-XPVPHC"}),
             ),
             (
-                Obligation::Fine,
+                ObligationCode::FINE,
                 json!({"decision_number": "123/QĐ-XPVPHC", "violation_date": "2024-02-29"}),
             ),
             (
-                Obligation::Electricity,
+                ObligationCode::ELECTRICITY,
                 json!({"customer_code": "PE01000123456", "billing_period": "2026-03"}),
             ),
             (
-                Obligation::CourtAdvance,
+                ObligationCode::COURT_ADVANCE,
                 json!({"case_number": "15/2026/DS-ST", "court_code": "TAND-HN"}),
             ),
             (
-                Obligation::CourtAdvance,
+                ObligationCode::COURT_ADVANCE,
                 json!({"case_number": "  spaced  ", "court_code": "Tòa án"}),
             ),
         ];
         for (obligation, value) in cases {
             let details = Details::parse(obligation, &value)
                 .unwrap_or_else(|e| panic!("{obligation} {value}: {e:?}"));
-            assert_eq!(details.obligation(), obligation);
             let stored = details.to_json();
             assert_eq!(stored, value);
             assert_eq!(
@@ -454,7 +499,7 @@ mod tests {
     #[test]
     fn to_json_writes_fields_in_table_order_whatever_order_they_were_sent_in() {
         let value = json!({"dossier_code": "D1", "procedure_code": "P1"});
-        let details = Details::parse(Obligation::Fee, &value).unwrap();
+        let details = Details::parse(ObligationCode::FEE, &value).unwrap();
         assert_eq!(
             serde_json::to_string(&details.to_json()).unwrap(),
             r#"{"procedure_code":"P1","dossier_code":"D1"}"#
@@ -465,12 +510,12 @@ mod tests {
     fn null_for_an_optional_field_is_accepted_as_absent_and_omitted() {
         let cases = [
             (
-                Obligation::Tax,
+                ObligationCode::TAX,
                 json!({"tax_code": "0101234567", "tax_period": null}),
                 json!({"tax_code": "0101234567"}),
             ),
             (
-                Obligation::Fine,
+                ObligationCode::FINE,
                 json!({"decision_number": "12/QĐ", "violation_date": null}),
                 json!({"decision_number": "12/QĐ"}),
             ),
@@ -481,7 +526,7 @@ mod tests {
         }
         assert_eq!(
             Details::parse(
-                Obligation::Tax,
+                ObligationCode::TAX,
                 &json!({"tax_code": "0101234567", "tax_period": null})
             ),
             Ok(Details::Tax {
@@ -494,81 +539,81 @@ mod tests {
     #[test]
     fn each_invalid_missing_or_unknown_field_is_named() {
         let long_vi = "ệ".repeat(33);
-        let cases: Vec<(Obligation, Value, Vec<&str>)> = vec![
+        let cases: Vec<(&str, Value, Vec<&str>)> = vec![
             // fee
             (
-                Obligation::Fee,
+                ObligationCode::FEE,
                 json!({}),
                 vec!["details.procedure_code", "details.dossier_code"],
             ),
             (
-                Obligation::Fee,
+                ObligationCode::FEE,
                 json!({"procedure_code": long_vi, "dossier_code": "D"}),
                 vec!["details.procedure_code"],
             ),
             (
-                Obligation::Fee,
+                ObligationCode::FEE,
                 json!({"procedure_code": "", "dossier_code": "x".repeat(65)}),
                 vec!["details.procedure_code", "details.dossier_code"],
             ),
             (
-                Obligation::Fee,
+                ObligationCode::FEE,
                 json!({"procedurecode": "P", "dossier_code": "D"}),
                 vec!["details.procedure_code", "details.procedurecode"],
             ),
             (
-                Obligation::Fee,
+                ObligationCode::FEE,
                 json!({"procedure_code": 1001234, "dossier_code": "D"}),
                 vec!["details.procedure_code"],
             ),
             (
-                Obligation::Fee,
+                ObligationCode::FEE,
                 json!({"procedure_code": null, "dossier_code": ["D"]}),
                 vec!["details.procedure_code", "details.dossier_code"],
             ),
             // tax
             (
-                Obligation::Tax,
+                ObligationCode::TAX,
                 json!({"tax_code": "12345678901"}),
                 vec!["details.tax_code"],
             ),
             (
-                Obligation::Tax,
+                ObligationCode::TAX,
                 json!({"tax_code": "0101234567-12"}),
                 vec!["details.tax_code"],
             ),
             (
-                Obligation::Tax,
+                ObligationCode::TAX,
                 json!({"tax_code": "0101234567-1234"}),
                 vec!["details.tax_code"],
             ),
             (
-                Obligation::Tax,
+                ObligationCode::TAX,
                 json!({"tax_code": "0101234567_123"}),
                 vec!["details.tax_code"],
             ),
             (
-                Obligation::Tax,
+                ObligationCode::TAX,
                 json!({"tax_code": "010123456"}),
                 vec!["details.tax_code"],
             ),
             (
-                Obligation::Tax,
+                ObligationCode::TAX,
                 json!({"tax_code": 101234567}),
                 vec!["details.tax_code"],
             ),
             (
-                Obligation::Tax,
+                ObligationCode::TAX,
                 json!({"tax_code": "0101234567", "tax_period": ""}),
                 vec!["details.tax_period"],
             ),
             (
-                Obligation::Tax,
+                ObligationCode::TAX,
                 json!({"tax_code": "0101234567", "tax_period": 2026}),
                 vec!["details.tax_period"],
             ),
             (
-                Obligation::Tax,
+                ObligationCode::TAX,
                 json!({"tax_period": "x".repeat(33), "dossier_code": "D"}),
                 vec![
                     "details.tax_code",
@@ -578,100 +623,100 @@ mod tests {
             ),
             // social_insurance
             (
-                Obligation::SocialInsurance,
+                ObligationCode::SOCIAL_INSURANCE,
                 json!({"insurance_code": "012345678", "period": "2026-01"}),
                 vec!["details.insurance_code"],
             ),
             (
-                Obligation::SocialInsurance,
+                ObligationCode::SOCIAL_INSURANCE,
                 json!({"insurance_code": "0123456789", "period": "2026-13"}),
                 vec!["details.period"],
             ),
             (
-                Obligation::SocialInsurance,
+                ObligationCode::SOCIAL_INSURANCE,
                 json!({"insurance_code": "0123456789", "period": "2026-1"}),
                 vec!["details.period"],
             ),
             (
-                Obligation::SocialInsurance,
+                ObligationCode::SOCIAL_INSURANCE,
                 json!({"insurance_code": "0123456789", "period": "26-01"}),
                 vec!["details.period"],
             ),
             (
-                Obligation::SocialInsurance,
+                ObligationCode::SOCIAL_INSURANCE,
                 json!({"insurance_code": "0123456789", "period": "2026-00"}),
                 vec!["details.period"],
             ),
             (
-                Obligation::SocialInsurance,
+                ObligationCode::SOCIAL_INSURANCE,
                 json!({"insurance_code": "01234567890", "period": "2026/01"}),
                 vec!["details.insurance_code", "details.period"],
             ),
             // fine
             (
-                Obligation::Fine,
+                ObligationCode::FINE,
                 json!({"decision_number": "1", "violation_date": "2026-02-30"}),
                 vec!["details.violation_date"],
             ),
             (
-                Obligation::Fine,
+                ObligationCode::FINE,
                 json!({"decision_number": "1", "violation_date": "2026-2-1"}),
                 vec!["details.violation_date"],
             ),
             (
-                Obligation::Fine,
+                ObligationCode::FINE,
                 json!({"decision_number": "1", "violation_date": "2025-02-29"}),
                 vec!["details.violation_date"],
             ),
             (
-                Obligation::Fine,
+                ObligationCode::FINE,
                 json!({"decision_number": "1", "violation_date": "2026-04-31"}),
                 vec!["details.violation_date"],
             ),
             (
-                Obligation::Fine,
+                ObligationCode::FINE,
                 json!({"decision_number": "1", "violation_date": "2026-01-01T00:00:00Z"}),
                 vec!["details.violation_date"],
             ),
             (
-                Obligation::Fine,
+                ObligationCode::FINE,
                 json!({"violation_date": "2026-01-00"}),
                 vec!["details.decision_number", "details.violation_date"],
             ),
             // electricity
             (
-                Obligation::Electricity,
+                ObligationCode::ELECTRICITY,
                 json!({"customer_code": "pe01000123456", "billing_period": "2026-01"}),
                 vec!["details.customer_code"],
             ),
             (
-                Obligation::Electricity,
+                ObligationCode::ELECTRICITY,
                 json!({"customer_code": "PE0100012345", "billing_period": "2026-01"}),
                 vec!["details.customer_code"],
             ),
             (
-                Obligation::Electricity,
+                ObligationCode::ELECTRICITY,
                 json!({"customer_code": "P101000123456", "billing_period": "2026-01"}),
                 vec!["details.customer_code"],
             ),
             (
-                Obligation::Electricity,
+                ObligationCode::ELECTRICITY,
                 json!({"customer_code": "PE01000123456", "billing_period": "2026-13"}),
                 vec!["details.billing_period"],
             ),
             (
-                Obligation::Electricity,
+                ObligationCode::ELECTRICITY,
                 json!({"customer_code": "PE01000123456"}),
                 vec!["details.billing_period"],
             ),
             // court_advance
             (
-                Obligation::CourtAdvance,
+                ObligationCode::COURT_ADVANCE,
                 json!({"case_number": "x".repeat(65), "court_code": "x".repeat(33)}),
                 vec!["details.case_number", "details.court_code"],
             ),
             (
-                Obligation::CourtAdvance,
+                ObligationCode::COURT_ADVANCE,
                 json!({"case_number": "15/2026", "court_code": "TAND", "amount": "1", "note": null}),
                 vec!["details.amount", "details.note"],
             ),
@@ -688,7 +733,7 @@ mod tests {
         for (count, valid) in [(32, true), (33, false)] {
             let value = json!({"procedure_code": "ệ".repeat(count), "dossier_code": "D"});
             assert_eq!(
-                Details::parse(Obligation::Fee, &value).is_ok(),
+                Details::parse(ObligationCode::FEE, &value).is_ok(),
                 valid,
                 "{count} characters"
             );
@@ -698,7 +743,7 @@ mod tests {
     #[test]
     fn errors_carry_the_documented_messages() {
         let errors = Details::parse(
-            Obligation::Fee,
+            ObligationCode::FEE,
             &json!({"procedurecode": "P", "dossier_code": 7}),
         )
         .unwrap_err();
@@ -711,7 +756,7 @@ mod tests {
             ]
         );
         let errors = Details::parse(
-            Obligation::SocialInsurance,
+            ObligationCode::SOCIAL_INSURANCE,
             &json!({"insurance_code": "1", "period": "2026-13", "tax_code": "0101234567"}),
         )
         .unwrap_err();
@@ -730,7 +775,7 @@ mod tests {
             ]
         );
         let errors = Details::parse(
-            Obligation::Fee,
+            ObligationCode::FEE,
             &json!({"procedure_code": "", "dossier_code": "D"}),
         )
         .unwrap_err();
@@ -739,20 +784,20 @@ mod tests {
 
     #[test]
     fn a_nul_in_any_details_field_is_named() {
-        for obligation in Obligation::ALL {
+        for obligation in ObligationCode::BUILTINS {
             let valid = match obligation {
-                Obligation::Fee => json!({"procedure_code": "1.002804", "dossier_code": "D1"}),
-                Obligation::Tax => json!({"tax_code": "0101234567", "tax_period": "2026-Q3"}),
-                Obligation::SocialInsurance => {
+                ObligationCode::FEE => json!({"procedure_code": "1.002804", "dossier_code": "D1"}),
+                ObligationCode::TAX => json!({"tax_code": "0101234567", "tax_period": "2026-Q3"}),
+                ObligationCode::SOCIAL_INSURANCE => {
                     json!({"insurance_code": "0123456789", "period": "2026-10"})
                 }
-                Obligation::Fine => {
+                ObligationCode::FINE => {
                     json!({"decision_number": "123/QĐ-XPHC", "violation_date": "2026-11-20"})
                 }
-                Obligation::Electricity => {
+                ObligationCode::ELECTRICITY => {
                     json!({"customer_code": "PE01000012345", "billing_period": "2026-10"})
                 }
-                Obligation::CourtAdvance => json!({"case_number": "12/2026", "court_code": "TAND"}),
+                _ => json!({"case_number": "12/2026", "court_code": "TAND"}),
             };
             assert!(Details::parse(obligation, &valid).is_ok(), "{obligation}");
             for name in valid.as_object().unwrap().keys() {
@@ -775,7 +820,7 @@ mod tests {
             json!(null),
             json!(1),
         ] {
-            for obligation in Obligation::ALL {
+            for obligation in ObligationCode::BUILTINS {
                 assert_eq!(
                     Details::parse(obligation, &value),
                     Err(vec![FieldError::new("details", "must be a JSON object")]),
@@ -790,7 +835,7 @@ mod tests {
         // "ệ" precomposed and as "e" plus two combining marks must both survive unchanged.
         let decomposed = "e\u{0323}\u{0302}";
         let value = json!({"case_number": format!(" {decomposed} "), "court_code": "ệ\t"});
-        let details = Details::parse(Obligation::CourtAdvance, &value).unwrap();
+        let details = Details::parse(ObligationCode::COURT_ADVANCE, &value).unwrap();
         assert_eq!(
             details,
             Details::CourtAdvance {

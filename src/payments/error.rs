@@ -2,7 +2,7 @@
 //! it into an HTTP answer.
 
 use crate::db::DbError;
-use crate::domain::PaymentId;
+use crate::domain::{FieldError, ObligationCode, PaymentId};
 
 use super::model::PaymentStatus;
 
@@ -29,6 +29,18 @@ pub enum PaymentError {
     /// `expires_at` is not ahead of the database's clock, which decides the creation time.
     #[error("must lie in the future")]
     ExpiryNotAhead,
+    /// No entry of the obligation catalog has the order's code.
+    #[error("{0} is not an obligation of the catalog")]
+    UnknownObligation(ObligationCode),
+    /// The order's obligation is inactive and refuses new orders.
+    #[error("obligation {0} is inactive and takes no new orders")]
+    ObligationInactive(ObligationCode),
+    /// The agency's allowed obligations do not include the order's.
+    #[error("this agency may not take orders of obligation {0}")]
+    ObligationNotAllowed(ObligationCode),
+    /// The details break the obligation's schema; each failure on `details.<path>`.
+    #[error("the details are invalid")]
+    InvalidDetails(Vec<FieldError>),
     #[error(transparent)]
     Db(#[from] DbError),
 }

@@ -15,7 +15,7 @@ use super::idempotency::{self, IdempotencyKey};
 use super::model::{NewPayment, Payer, Payment, PaymentStatus, MAX_EXPIRY};
 use super::store::{self, Created};
 use crate::auth::{Principal, Role};
-use crate::domain::{amount_field, AgencyCode, Obligation, PaymentId};
+use crate::domain::{amount_field, AgencyCode, ObligationCode, PaymentId};
 use crate::http::answers::{InvalidFilter, PaymentNotFound};
 use crate::http::body::{parsed, text, JsonBody, Validator};
 use crate::http::error::{ApiError, ErrorCode};
@@ -48,6 +48,16 @@ impl From<PaymentError> for ApiError {
                 detail,
             },
             PaymentError::ExpiryNotAhead => ApiError::invalid("expires_at", detail),
+            PaymentError::UnknownObligation(_) => ApiError::invalid("obligation", detail),
+            PaymentError::ObligationInactive(_) => ApiError::Unprocessable {
+                code: ErrorCode::ObligationInactive,
+                detail,
+            },
+            PaymentError::ObligationNotAllowed(_) => ApiError::Unprocessable {
+                code: ErrorCode::ObligationNotAllowed,
+                detail,
+            },
+            PaymentError::InvalidDetails(errors) => ApiError::Validation(errors),
             PaymentError::Db(err) => err.into(),
         }
     }
@@ -94,7 +104,7 @@ pub fn parse_new_payment(
     now: OffsetDateTime,
 ) -> Result<NewPayment, ApiError> {
     let mut v = Validator::new();
-    let obligation = v.required(body, "obligation", parsed(Obligation::parse));
+    let obligation = v.required(body, "obligation", parsed(ObligationCode::parse));
     let reference = v.required(body, "reference", text(1, 64));
     let amount = v.required(body, "amount", amount_field);
     v.optional(
@@ -122,12 +132,12 @@ pub fn parse_new_payment(
             None
         }
     };
-    let details = match (obligation, body.get("details")) {
+    let details = match (&obligation, body.get("details")) {
         (_, None | Some(Value::Null)) => {
             v.error("details", "is required");
             None
         }
-        (Some(obligation), Some(details)) => match Details::parse(obligation, details) {
+        (Some(obligation), Some(details)) => match Details::parse(obligation.as_str(), details) {
             Ok(details) => Some(details),
             Err(errors) => {
                 for error in errors {
@@ -160,6 +170,7 @@ pub fn parse_new_payment(
             amount: amount?,
             description: description?,
             payer: payer?,
+            obligation: obligation?,
             details: details?,
             expires_at: expires_at?,
         })
@@ -251,7 +262,7 @@ pub async fn get_payment(principal: Principal, state: State, path: web::Path<Str
 #[utoipa::path(get, path = "/v1/payments", tag = "payments",
     params(
         ("status" = Option<String>, Query, description = "pending, paid, expired or cancelled"),
-        ("obligation" = Option<String>, Query, description = "one of the six obligations"),
+        ("obligation" = Option<String>, Query, description = "the code of an obligation of the catalog (e.g. fee); a code of none is 422"),
         ("reference" = Option<String>, Query, description = "the agency's reference"),
         ("created_from" = Option<String>, Query, description = "RFC 3339; orders created at or after"),
         ("created_to" = Option<String>, Query, description = "RFC 3339; orders created before"),
@@ -275,7 +286,7 @@ pub async fn list_payments(principal: Principal, state: State, query: QueryMap) 
         filter.status = v.check("status", PaymentStatus::parse(status));
     }
     if let Some(obligation) = query.get("obligation") {
-        filter.obligation = v.check("obligation", Obligation::parse(obligation));
+        filter.obligation = v.check("obligation", ObligationCode::parse(obligation));
     }
     for (name, slot) in [
         ("created_from", &mut filter.created_from),
@@ -317,7 +328,12 @@ pub async fn cancel_payment(principal: Principal, state: State, path: web::Path<
 #[derive(Serialize, ToSchema)]
 #[allow(dead_code)] // Documents the body; the handler validates the JSON field by field.
 pub struct CreatePaymentRequest {
-    /// fee, tax, social_insurance, fine, electricity or court_advance.
+    /// The code of an active obligation of the catalog (`GET /v1/obligations`) that the agency
+    /// may use: a built-in one (fee, tax, social_insurance, fine, electricity, court_advance) or
+    /// one an admin added (e.g. hospital_fee). Unknown: 422 `validation_failed` on `obligation`;
+    /// inactive: 422 `obligation_inactive`; not allowed for the agency: 422
+    /// `obligation_not_allowed`.
+    #[schema(pattern = "^[a-z][a-z0-9_]{1,31}$", example = "fee")]
     obligation: String,
     /// The agency's own reference, 1-64 characters; unique among its pending and paid orders.
     reference: String,
@@ -330,7 +346,9 @@ pub struct CreatePaymentRequest {
     description: String,
     /// `name` 1-128 characters; `id_number` optional (1-64), never logged.
     payer: Payer,
-    /// Per obligation: fee `procedure_code` (1-32), `dossier_code` (1-64); tax `tax_code`
+    /// An object validated against the obligation's `details_schema` in the catalog (JSON Schema
+    /// 2020-12); each failure is a `validation_failed` error on `details.<path>`. The built-ins':
+    /// fee `procedure_code` (1-32), `dossier_code` (1-64); tax `tax_code`
     /// (`^[0-9]{10}(-[0-9]{3})?$`), optional `tax_period` (1-32); social_insurance
     /// `insurance_code` (`^[0-9]{10}$`), `period` (`YYYY-MM`); fine `decision_number` (1-64),
     /// optional `violation_date` (`YYYY-MM-DD`); electricity `customer_code`

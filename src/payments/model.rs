@@ -7,7 +7,7 @@ use time::{Duration, OffsetDateTime};
 use utoipa::ToSchema;
 
 use super::domain::Details;
-use crate::domain::{AgencyCode, Amount, BankCode, BankTxnId, Obligation, PaymentId};
+use crate::domain::{AgencyCode, Amount, BankCode, BankTxnId, ObligationCode, PaymentId};
 
 /// An order expires this long after creation unless `expires_at` says otherwise.
 pub const DEFAULT_EXPIRY: Duration = Duration::hours(24);
@@ -84,9 +84,11 @@ pub struct Payment {
     pub id: PaymentId,
     #[schema(value_type = String)]
     pub agency: AgencyCode,
-    /// fee, tax, social_insurance, fine, electricity or court_advance.
-    #[schema(value_type = String, example = "fee")]
-    pub obligation: Obligation,
+    /// The code of an obligation of the catalog (`GET /v1/obligations`), `^[a-z][a-z0-9_]{1,31}$`:
+    /// a built-in one (fee, tax, social_insurance, fine, electricity, court_advance) or one an
+    /// admin added (e.g. hospital_fee).
+    #[schema(value_type = String, pattern = "^[a-z][a-z0-9_]{1,31}$", example = "fee")]
+    pub obligation: ObligationCode,
     pub reference: String,
     #[schema(value_type = String, pattern = "^[1-9][0-9]{0,14}$", example = "150000")]
     pub amount: Amount,
@@ -94,7 +96,8 @@ pub struct Payment {
     pub currency: String,
     pub description: String,
     pub payer: Payer,
-    /// The obligation's typed details (see the create request's examples).
+    /// The obligation's details: an object that satisfied the obligation's `details_schema` in
+    /// the catalog when the order was created (see the create request's examples).
     #[schema(value_type = Object)]
     pub details: Details,
     pub status: PaymentStatus,
@@ -127,15 +130,14 @@ impl Payment {
     pub fn from_row(row: &tokio_postgres::Row) -> Payment {
         let agency: &str = row.get(1);
         let obligation: &str = row.get(2);
-        let obligation =
-            Obligation::parse(obligation).expect("the obligation column is constrained");
+        // The column references the catalog, whose codes have the code syntax.
+        let obligation = ObligationCode::from_trusted(obligation);
         let details: Value = row.get(9);
         let status: &str = row.get(10);
         let bank: Option<&str> = row.get(14);
         Payment {
             id: PaymentId::from_trusted(row.get(0)),
             agency: AgencyCode::parse(agency).expect("the agency_code column is constrained"),
-            obligation,
             reference: row.get(3),
             amount: Amount::from_decimal(row.get(4)).expect("the amount column is constrained"),
             currency: row.get(5),
@@ -145,8 +147,9 @@ impl Payment {
                 id_number: row.get(8),
             },
             // Stored only after they passed these very rules, in their canonical form.
-            details: Details::parse(obligation, &details)
+            details: Details::parse(obligation.as_str(), &details)
                 .expect("stored details were validated when the order was created"),
+            obligation,
             status: PaymentStatus::parse(status).expect("the status column is constrained"),
             created_at: row.get(11),
             expires_at: row.get(12),
@@ -176,6 +179,7 @@ pub struct NewPayment {
     pub amount: Amount,
     pub description: String,
     pub payer: Payer,
+    pub obligation: ObligationCode,
     pub details: Details,
     /// `None`: the default, 24 hours after creation (by the database clock).
     pub expires_at: Option<OffsetDateTime>,

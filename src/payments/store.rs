@@ -8,9 +8,10 @@ use tokio_postgres::types::ToSql;
 use super::error::PaymentError;
 use super::idempotency::IdempotencyKey;
 use super::model::{NewPayment, Payment, PaymentStatus, DEFAULT_EXPIRY, PAYMENT_COLUMNS};
+use crate::catalog::CatalogError;
 use crate::db::error::violated_constraint;
 use crate::db::DbError;
-use crate::domain::{AgencyCode, Obligation, PaymentId};
+use crate::domain::{AgencyCode, ObligationCode, PaymentId};
 use crate::notifications::outbox::{self, EventType};
 
 /// Orders expired per transaction by the sweep.
@@ -79,6 +80,7 @@ pub async fn create(
     if let Some(replayed) = claim_key(&transaction, &order.agency, key, fingerprint).await? {
         return Ok(replayed);
     }
+    check_obligation(&transaction, &order).await?;
     expire_overdue_holder(&transaction, &order.agency, &order.reference, None).await?;
     let payment = insert(&transaction, &order).await?;
     let body = serde_json::to_string(&payment).expect("a payment serialises");
@@ -217,6 +219,45 @@ pub async fn expire_overdue_holder(
     Ok(())
 }
 
+/// Checks the order's obligation against the catalog inside the order's transaction: it must
+/// exist, be active, be allowed for the agency, and the details must satisfy its schema.
+///
+/// Whether an entry is active and what an agency may use can change at any time through any
+/// replica, so both are read here, never cached; only the compiled schema (which never changes)
+/// is kept, by `crate::catalog`. A replayed request never gets here: it answers what it answered.
+async fn check_obligation(
+    client: &impl GenericClient,
+    order: &NewPayment,
+) -> Result<(), PaymentError> {
+    let checked =
+        crate::catalog::validate_details(client, &order.obligation, &order.details.to_json()).await;
+    let invalid = match checked {
+        Ok(()) => None,
+        Err(CatalogError::Unknown) => {
+            return Err(PaymentError::UnknownObligation(order.obligation.clone()))
+        }
+        Err(CatalogError::Inactive) => {
+            return Err(PaymentError::ObligationInactive(order.obligation.clone()))
+        }
+        Err(CatalogError::Invalid(errors)) => Some(errors),
+        Err(CatalogError::Db(err)) => return Err(err.into()),
+    };
+    let allowed: Option<Vec<String>> = client
+        .query_one(
+            "SELECT obligations FROM agencies WHERE code = $1",
+            &[&order.agency.as_str()],
+        )
+        .await?
+        .get(0);
+    if allowed.is_some_and(|codes| !codes.iter().any(|c| c == order.obligation.as_str())) {
+        return Err(PaymentError::ObligationNotAllowed(order.obligation.clone()));
+    }
+    match invalid {
+        Some(errors) => Err(PaymentError::InvalidDetails(errors)),
+        None => Ok(()),
+    }
+}
+
 async fn insert(client: &impl GenericClient, order: &NewPayment) -> Result<Payment, PaymentError> {
     let id = PaymentId::generate();
     let default_expiry_s = DEFAULT_EXPIRY.whole_seconds() as f64;
@@ -235,7 +276,7 @@ async fn insert(client: &impl GenericClient, order: &NewPayment) -> Result<Payme
             &[
                 &id.as_str(),
                 &order.agency.as_str(),
-                &order.details.obligation().as_str(),
+                &order.obligation.as_str(),
                 &order.reference,
                 &order.amount.decimal(),
                 &order.description,
@@ -287,7 +328,7 @@ pub async fn get(
 pub struct ListFilter {
     pub agency: Option<AgencyCode>,
     pub status: Option<PaymentStatus>,
-    pub obligation: Option<Obligation>,
+    pub obligation: Option<ObligationCode>,
     pub reference: Option<String>,
     pub created_from: Option<OffsetDateTime>,
     pub created_to: Option<OffsetDateTime>,
@@ -313,9 +354,25 @@ impl<'a> Conditions<'a> {
 }
 
 /// Newest first, one page plus one row to tell whether another page follows.
-pub async fn list(pool: &Pool, filter: &ListFilter) -> Result<Vec<Payment>, DbError> {
+///
+/// An obligation filter must name a catalog entry (active or not): a code of none is refused
+/// rather than answered with an empty page, so that a misspelt filter is noticed.
+pub async fn list(pool: &Pool, filter: &ListFilter) -> Result<Vec<Payment>, PaymentError> {
+    let client = pool.get().await?;
+    if let Some(obligation) = &filter.obligation {
+        let known: bool = client
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM obligations WHERE code = $1)",
+                &[&obligation.as_str()],
+            )
+            .await?
+            .get(0);
+        if !known {
+            return Err(PaymentError::UnknownObligation(obligation.clone()));
+        }
+    }
     let status = filter.status.as_ref().map(PaymentStatus::as_str);
-    let obligation = filter.obligation.map(|o| o.as_str());
+    let obligation = filter.obligation.as_ref().map(|o| o.as_str());
     let agency = filter.agency.as_ref().map(AgencyCode::as_str);
     let fetch = filter.limit + 1;
     let mut query = Conditions {
@@ -351,7 +408,6 @@ pub async fn list(pool: &Pool, filter: &ListFilter) -> Result<Vec<Payment>, DbEr
         " ORDER BY p.seq DESC LIMIT ${}",
         query.params.len()
     ));
-    let client = pool.get().await?;
     let rows = client.query(&query.sql, &query.params).await?;
     Ok(rows.iter().map(Payment::from_row).collect())
 }

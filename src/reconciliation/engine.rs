@@ -36,7 +36,7 @@ use crate::audit::{self, Action, Actor};
 use crate::banks::callbacks::{
     self, Callback, CallbackError, CallbackOutcome, CallbackStatus, Source,
 };
-use crate::domain::{Amount, BankCode, BankTxnId, Obligation, PaymentId, RunId, Totals};
+use crate::domain::{Amount, BankCode, BankTxnId, ObligationCode, PaymentId, RunId, Totals};
 
 /// Lines per message from the parsing thread; with [`CHANNEL_BATCHES`] this bounds memory.
 const BATCH_LINES: usize = 2_000;
@@ -601,7 +601,7 @@ async fn record_items(
 async fn totals(
     client: &deadpool_postgres::Transaction<'_>,
     run_id: &RunId,
-) -> Result<(TotalsBy<Outcome>, TotalsBy<Obligation>), ReconcileError> {
+) -> Result<(TotalsBy<Outcome>, TotalsBy<ObligationCode>), ReconcileError> {
     let rows = client
         .query(
             "SELECT outcome, count(*),
@@ -623,13 +623,21 @@ async fn totals(
             &[&run_id.as_str()],
         )
         .await?;
-    let mut by_obligation = TotalsBy::zeros(Obligation::ALL);
-    for row in &rows {
-        let obligation = Obligation::parse(row.get(0)).map_err(|err| {
-            ReconcileError::Internal(anyhow::anyhow!("reconciliation_items.obligation {err}"))
-        })?;
-        by_obligation.set(obligation, Totals::new(row.get(1), row.get(2)));
-    }
+    // The catalog decides which obligations a run lists, read in the run's transaction.
+    let active = client
+        .query("SELECT code FROM obligations WHERE active", &[])
+        .await?;
+    let by_obligation = TotalsBy::of_obligations(
+        active
+            .iter()
+            .map(|row| ObligationCode::from_trusted(row.get::<_, String>(0))),
+        rows.iter().map(|row| {
+            (
+                ObligationCode::from_trusted(row.get::<_, String>(0)),
+                Totals::new(row.get(1), row.get(2)),
+            )
+        }),
+    );
     Ok((summary, by_obligation))
 }
 

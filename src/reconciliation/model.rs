@@ -8,7 +8,7 @@ use time::{Date, OffsetDateTime};
 use tokio_postgres::types::{FromSql, Type};
 use utoipa::ToSchema;
 
-use crate::domain::{Obligation, RunId, Totals};
+use crate::domain::{ObligationCode, RunId, Totals};
 
 /// How one statement line (or one of paygate's records) compares, as `docs/api-guide.md`
 /// describes each.
@@ -92,7 +92,7 @@ impl<'a> FromSql<'a> for Outcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TotalsBy<K>(Vec<(K, Totals)>);
 
-impl<K: Copy + PartialEq> TotalsBy<K> {
+impl<K: PartialEq> TotalsBy<K> {
     /// Zero totals for each of `keys`, in their order.
     pub fn zeros(keys: impl IntoIterator<Item = K>) -> Self {
         TotalsBy(keys.into_iter().map(|key| (key, Totals::ZERO)).collect())
@@ -114,6 +114,24 @@ impl<K: fmt::Display> Serialize for TotalsBy<K> {
             map.serialize_entry(&key.to_string(), totals)?;
         }
         map.end()
+    }
+}
+
+impl TotalsBy<ObligationCode> {
+    /// The totals of every obligation the catalog lists: each `active` entry (zeros included)
+    /// plus each entry with totals (an inactive one's money still counts), the built-ins first in
+    /// their documented order, then the others by code, so that the same data always gives the
+    /// same text.
+    pub fn of_obligations(
+        active: impl IntoIterator<Item = ObligationCode>,
+        totals: impl IntoIterator<Item = (ObligationCode, Totals)>,
+    ) -> Self {
+        let mut by = TotalsBy::zeros(active);
+        for (code, totals) in totals {
+            by.set(code, totals);
+        }
+        by.0.sort_by(|(a, _), (b, _)| a.list_key().cmp(&b.list_key()));
+        by
     }
 }
 
@@ -145,8 +163,10 @@ pub struct Run {
     /// Every outcome, zeros included: `{"count", "amount"}`.
     #[schema(value_type = Object)]
     pub summary: serde_json::Value,
-    // As recorded with the run: a `TotalsBy<Obligation>` when it was written.
-    /// The matched and recovered money credited to agencies, by obligation.
+    // As recorded with the run: a `TotalsBy<ObligationCode>` when it was written.
+    /// The matched and recovered money credited to agencies, by obligation: every active entry of
+    /// the obligation catalog (zeros included) plus any other with money in the run, the
+    /// built-ins first.
     #[schema(value_type = Object)]
     pub by_obligation: serde_json::Value,
 }
@@ -208,9 +228,10 @@ pub struct DailyReport {
     #[schema(example = "2026-11-22")]
     pub date: String,
     pub totals: Totals,
-    /// Every obligation, zeros included.
+    /// Every active obligation of the catalog (zeros included) plus any inactive one with orders
+    /// paid that day, keyed by code: the built-ins first, then the others by code.
     #[schema(value_type = Object)]
-    pub by_obligation: TotalsBy<Obligation>,
+    pub by_obligation: TotalsBy<ObligationCode>,
     pub by_agency: Vec<AgencyTotal>,
     pub by_bank: Vec<BankTotal>,
     /// Refunds (of orders and of money in suspense) the banks completed that day.
@@ -248,12 +269,31 @@ mod tests {
 
     #[test]
     fn totals_by_key_keep_every_key_in_order_with_zeros() {
-        let mut by = TotalsBy::zeros(Obligation::ALL);
-        by.set(Obligation::Fine, Totals::new(2, Decimal::from(450_000)));
+        let mut by = TotalsBy::zeros(ObligationCode::BUILTINS);
+        by.set(ObligationCode::FINE, Totals::new(2, Decimal::from(450_000)));
         assert_eq!(
             serde_json::to_string(&by).unwrap(),
             r#"{"fee":{"count":0,"amount":"0"},"tax":{"count":0,"amount":"0"},"social_insurance":{"count":0,"amount":"0"},"fine":{"count":2,"amount":"450000"},"electricity":{"count":0,"amount":"0"},"court_advance":{"count":0,"amount":"0"}}"#
         );
+    }
+
+    #[test]
+    fn totals_by_obligation_list_active_entries_and_any_with_money_builtins_first() {
+        let code = ObligationCode::from_trusted;
+        let by = TotalsBy::of_obligations(
+            ["school_fee", "fee", "hospital_fee", "tax"].map(code),
+            [
+                (code("retired"), Totals::new(1, Decimal::from(5))),
+                (code("tax"), Totals::new(2, Decimal::from(7))),
+            ],
+        );
+        let keys: Vec<&str> = by.0.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["fee", "tax", "hospital_fee", "retired", "school_fee"]
+        );
+        assert_eq!(by.0[1].1, Totals::new(2, Decimal::from(7)));
+        assert_eq!(by.0[0].1, Totals::ZERO);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use super::model::{
     AgencyTotal, BankTotal, CaseTotals, DailyReport, Item, Outcome, Run, TotalsBy, RUN_COLUMNS,
 };
 use crate::db::DbError;
-use crate::domain::{BankCode, Obligation, RunId, Totals};
+use crate::domain::{BankCode, ObligationCode, RunId, Totals};
 
 /// The run `id`, or [`ReconcileError::RunNotFound`].
 pub async fn get_run(pool: &Pool, id: &RunId) -> Result<Run, ReconcileError> {
@@ -164,11 +164,17 @@ pub async fn daily_report(pool: &Pool, date: Date) -> Result<DailyReport, Reconc
             &[&start, &end],
         )
         .await?;
+    // The catalog decides which obligations the report lists: every active one, plus any
+    // (active or not) that has money that day.
+    let active = transaction
+        .query("SELECT code FROM obligations WHERE active", &[])
+        .await?;
     transaction.commit().await?;
+    let mut paid_by_obligation = Vec::new();
     let mut report = DailyReport {
         date: date.to_string(),
         totals: Totals::ZERO,
-        by_obligation: TotalsBy::zeros(Obligation::ALL),
+        by_obligation: TotalsBy::zeros([]),
         by_agency: Vec::new(),
         by_bank: Vec::new(),
         refunds: Totals::new(others.get(0), others.get(1)),
@@ -185,15 +191,18 @@ pub async fn daily_report(pool: &Pool, date: Date) -> Result<DailyReport, Reconc
         let bank: Option<String> = row.get(3);
         match (obligation, agency, bank) {
             (Some(obligation), None, None) => {
-                let obligation = Obligation::parse(obligation).map_err(|err| {
-                    ReconcileError::Internal(anyhow::anyhow!("payments.obligation {err}"))
-                })?;
-                report.by_obligation.set(obligation, totals);
+                paid_by_obligation.push((ObligationCode::from_trusted(obligation), totals));
             }
             (None, Some(agency), None) => report.by_agency.push(AgencyTotal { agency, totals }),
             (None, None, Some(bank)) => report.by_bank.push(BankTotal { bank, totals }),
             _ => report.totals = totals,
         }
     }
+    report.by_obligation = TotalsBy::of_obligations(
+        active
+            .iter()
+            .map(|row| ObligationCode::from_trusted(row.get::<_, String>(0))),
+        paid_by_obligation,
+    );
     Ok(report)
 }

@@ -11,7 +11,7 @@ use crate::audit::{self, Action, Actor};
 use crate::auth::{Principal, Role};
 use crate::cases::{self, RefundEnd};
 use crate::db::error::violated_constraint;
-use crate::domain::{AgencyCode, Amount, BankCode, Obligation, PaymentId};
+use crate::domain::{AgencyCode, Amount, BankCode, ObligationCode, PaymentId};
 use crate::http::pagination::{Page, PageRequest};
 use crate::ledger::{self, Entry, Kind, Posting, Source};
 use crate::notifications::outbox::{self, EventType};
@@ -383,7 +383,8 @@ pub async fn record_result(
         .await?
         .ok_or_else(|| RefundError::NotFound(id.to_owned()))?;
     let refund = Refund::from_row(&row);
-    let obligation = Obligation::parse(row.get(18)).expect("the obligation column is constrained");
+    // The column references the catalog, whose codes have the code syntax.
+    let obligation = ObligationCode::from_trusted(row.get::<_, String>(18));
     if refund.status != RefundStatus::Approved {
         let same = refund.status == result.status()
             && refund.bank_refund_id.as_deref() == result.bank_refund_id();
@@ -421,7 +422,7 @@ pub async fn record_result(
     let ended = Refund::from_row(&row);
     match (result, ended.kind) {
         (BankResult::Completed { .. }, kind) => {
-            post_completed(&transaction, &ended, obligation).await?;
+            post_completed(&transaction, &ended, &obligation).await?;
             match kind {
                 RefundKind::Payment => {
                     transaction
@@ -459,7 +460,7 @@ pub async fn record_result(
 async fn post_completed(
     client: &impl GenericClient,
     refund: &Refund,
-    obligation: Obligation,
+    obligation: &ObligationCode,
 ) -> Result<(), RefundError> {
     let bank = BankCode::parse(&refund.bank).expect("bank codes are constrained");
     let amount: Amount = refund.amount;

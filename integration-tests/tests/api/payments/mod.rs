@@ -305,6 +305,7 @@ fn sorted(mut fields: Vec<String>) -> Vec<String> {
 }
 
 mod cancel;
+mod catalog;
 mod create;
 mod expiry;
 mod hostile_input;

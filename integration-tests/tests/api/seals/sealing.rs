@@ -4,7 +4,7 @@
 use integration_tests::test_config;
 use integration_tests::world::AGENCY;
 use paygate::config::Config;
-use paygate::domain::{AgencyCode, Amount, BankCode, Obligation, PaymentId};
+use paygate::domain::{AgencyCode, Amount, BankCode, ObligationCode, PaymentId};
 use paygate::ledger::{agency_account, Kind, Posting};
 
 use super::*;
@@ -98,7 +98,10 @@ async fn no_seal_covers_a_transaction_still_open_and_one_does_once_it_commits() 
         callback_id,
         &PaymentId::from_trusted(ids[1].clone()),
         &BankCode::parse(BANK).unwrap(),
-        agency_account(&AgencyCode::parse(AGENCY).unwrap(), Obligation::Fee),
+        agency_account(
+            &AgencyCode::parse(AGENCY).unwrap(),
+            &ObligationCode::from_trusted(ObligationCode::FEE),
+        ),
         Amount::parse(AMOUNT).unwrap(),
     );
     let held = paygate::ledger::post(&open, &posting).await.unwrap();
