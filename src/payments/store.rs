@@ -229,8 +229,23 @@ async fn check_obligation(
     client: &impl GenericClient,
     order: &NewPayment,
 ) -> Result<(), PaymentError> {
-    let checked =
-        crate::catalog::validate_details(client, &order.obligation, &order.details.to_json()).await;
+    // The agency's allowed list does not depend on the entry: both reads go out together, in
+    // one round trip, as prepared statements.
+    let details = order.details.to_json();
+    let allowed = async {
+        let statement = client
+            .prepare_cached("SELECT obligations FROM agencies WHERE code = $1")
+            .await?;
+        let row = client
+            .query_one(&statement, &[&order.agency.as_str()])
+            .await?;
+        Ok::<Option<Vec<String>>, tokio_postgres::Error>(row.get(0))
+    };
+    let (checked, allowed) = futures_util::future::join(
+        crate::catalog::validate_details(client, &order.obligation, &details),
+        allowed,
+    )
+    .await;
     let invalid = match checked {
         Ok(()) => None,
         Err(CatalogError::Unknown) => {
@@ -242,13 +257,7 @@ async fn check_obligation(
         Err(CatalogError::Invalid(errors)) => Some(errors),
         Err(CatalogError::Db(err)) => return Err(err.into()),
     };
-    let allowed: Option<Vec<String>> = client
-        .query_one(
-            "SELECT obligations FROM agencies WHERE code = $1",
-            &[&order.agency.as_str()],
-        )
-        .await?
-        .get(0);
+    let allowed = allowed?;
     if allowed.is_some_and(|codes| !codes.iter().any(|c| c == order.obligation.as_str())) {
         return Err(PaymentError::ObligationNotAllowed(order.obligation.clone()));
     }
