@@ -54,20 +54,26 @@ fn cache() -> &'static RwLock<HashMap<String, Arc<Validator>>> {
     CACHE.get_or_init(|| RwLock::new(HashMap::new()))
 }
 
+/// What the order path reads of an entry, in the order's transaction: whether it is active and
+/// the digest of its schema (`None`: no entry has the code). See [`store::state`].
+pub type EntryState = Option<(bool, String)>;
+
 /// Checks that the obligation `code` exists and is active, and that `details` satisfies its
-/// schema. Run it inside the order-creating transaction so that the entry's state is the one the
-/// order is stored under.
+/// schema, given the entry's `state` as the caller read it inside the order-creating transaction
+/// (the order path reads it in the statement that claims the request's idempotency key), so that
+/// the entry's state is the one the order is stored under.
 ///
-/// `active` is read from the database every time (one primary-key read), never cached, so a
-/// change made through any replica applies to the next order everywhere; the compiled validator
-/// is cached, because the schema it came from cannot change.
-pub async fn validate_details(
+/// `active` is read from the database for every order, never cached, so a change made through
+/// any replica applies to the next order everywhere; the compiled validator is cached, because
+/// the schema it came from cannot change. The database is read again only to compile a schema
+/// this process has not seen yet.
+pub async fn check_details(
     client: &impl GenericClient,
-    code: &(impl AsRef<str> + ?Sized),
+    code: &str,
+    state: EntryState,
     details: &Value,
 ) -> Result<(), CatalogError> {
-    let code = code.as_ref();
-    let Some((active, digest)) = store::state(client, code).await? else {
+    let Some((active, digest)) = state else {
         return Err(CatalogError::Unknown);
     };
     if !active {

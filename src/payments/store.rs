@@ -77,10 +77,11 @@ pub async fn create(
 ) -> Result<Created, PaymentError> {
     let mut client = pool.get().await?;
     let transaction = client.transaction().await?;
-    if let Some(replayed) = claim_key(&transaction, &order.agency, key, fingerprint).await? {
-        return Ok(replayed);
-    }
-    check_obligation(&transaction, &order).await?;
+    let standing = match claim_order_key(&transaction, &order, key, fingerprint).await? {
+        OrderClaim::Claimed(standing) => standing,
+        OrderClaim::Answered(replayed) => return Ok(replayed),
+    };
+    check_obligation(&transaction, &order, standing).await?;
     expire_overdue_holder(&transaction, &order.agency, &order.reference, None).await?;
     let payment = insert(&transaction, &order).await?;
     let body = serde_json::to_string(&payment).expect("a payment serialises");
@@ -91,6 +92,63 @@ pub async fn create(
         payment: Box::new(payment),
         body,
     })
+}
+
+/// What an order's catalog check needs, read in the statement that claims its key: the
+/// agency's allowed obligations (`None`: every active one) and its obligation's entry.
+struct Standing {
+    allowed: Option<Vec<String>>,
+    entry: crate::catalog::EntryState,
+}
+
+enum OrderClaim {
+    /// The key is this request's: go on and create, with what the claim read.
+    Claimed(Standing),
+    /// A request with the key committed before: its answer.
+    Answered(Created),
+}
+
+/// [`claim_key`] for an order, reading in the same statement what the catalog check needs, so
+/// that the catalog costs an order no extra statement.
+async fn claim_order_key(
+    transaction: &deadpool_postgres::Transaction<'_>,
+    order: &NewPayment,
+    key: &IdempotencyKey,
+    fingerprint: &[u8],
+) -> Result<OrderClaim, PaymentError> {
+    let claim = transaction
+        .prepare_cached(
+            "WITH claim AS (
+                 INSERT INTO idempotency_keys (agency_code, key, request_sha256)
+                 VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING 1)
+             SELECT EXISTS (SELECT 1 FROM claim),
+                    (SELECT obligations FROM agencies WHERE code = $1),
+                    o.active, o.schema_digest
+             FROM (VALUES (1)) AS one LEFT JOIN obligations o ON o.code = $4",
+        )
+        .await?;
+    let row = transaction
+        .query_one(
+            &claim,
+            &[
+                &order.agency.as_str(),
+                &key.as_str(),
+                &fingerprint,
+                &order.obligation.as_str(),
+            ],
+        )
+        .await
+        .map_err(key_in_use)?;
+    if !row.get::<_, bool>(0) {
+        let answered = stored_for_claim(transaction, &order.agency, key, fingerprint).await?;
+        return Ok(OrderClaim::Answered(answered));
+    }
+    let active: Option<bool> = row.get(2);
+    let digest: Option<String> = row.get(3);
+    Ok(OrderClaim::Claimed(Standing {
+        allowed: row.get(1),
+        entry: active.zip(digest),
+    }))
 }
 
 /// Claims `key` for a create request inside its transaction: `None` when the key is new (the
@@ -118,6 +176,18 @@ pub async fn claim_key(
     if claimed == 1 {
         return Ok(None);
     }
+    stored_for_claim(transaction, agency, key, fingerprint)
+        .await
+        .map(Some)
+}
+
+/// The answer stored under `key` when a claim found it taken.
+async fn stored_for_claim(
+    transaction: &deadpool_postgres::Transaction<'_>,
+    agency: &AgencyCode,
+    key: &IdempotencyKey,
+    fingerprint: &[u8],
+) -> Result<Created, PaymentError> {
     let row = transaction
         .query_opt(
             "SELECT request_sha256, response_status, response_body FROM idempotency_keys
@@ -126,7 +196,7 @@ pub async fn claim_key(
         )
         .await?
         .ok_or(PaymentError::KeyJustReleased)?;
-    replay(&row, fingerprint).map(Some)
+    replay(&row, fingerprint)
 }
 
 /// Stores the answer of the request that claimed `key`, for its replays; `payment_id` is the
@@ -219,47 +289,38 @@ pub async fn expire_overdue_holder(
     Ok(())
 }
 
-/// Checks the order's obligation against the catalog inside the order's transaction: it must
-/// exist, be active, be allowed for the agency, and the details must satisfy its schema.
+/// Checks the order's obligation against the catalog, with what [`claim_order_key`] read of it
+/// inside the order's transaction: it must exist, be active, be allowed for the agency, and the
+/// details must satisfy its schema.
 ///
 /// Whether an entry is active and what an agency may use can change at any time through any
-/// replica, so both are read here, never cached; only the compiled schema (which never changes)
-/// is kept, by `crate::catalog`. A replayed request never gets here: it answers what it answered.
+/// replica, so both are read for every order, never cached; only the compiled schema (which
+/// never changes) is kept, by `crate::catalog`. A replayed request never gets here: it answers
+/// what it answered.
 async fn check_obligation(
     client: &impl GenericClient,
     order: &NewPayment,
+    standing: Standing,
 ) -> Result<(), PaymentError> {
-    // The agency's allowed list does not depend on the entry: both reads go out together, in
-    // one round trip, as prepared statements.
+    let code = &order.obligation;
     let details = order.details.to_json();
-    let allowed = async {
-        let statement = client
-            .prepare_cached("SELECT obligations FROM agencies WHERE code = $1")
-            .await?;
-        let row = client
-            .query_one(&statement, &[&order.agency.as_str()])
-            .await?;
-        Ok::<Option<Vec<String>>, tokio_postgres::Error>(row.get(0))
-    };
-    let (checked, allowed) = futures_util::future::join(
-        crate::catalog::validate_details(client, &order.obligation, &details),
-        allowed,
+    let invalid = match crate::catalog::check_details(
+        client,
+        code.as_str(),
+        standing.entry,
+        &details,
     )
-    .await;
-    let invalid = match checked {
+    .await
+    {
         Ok(()) => None,
-        Err(CatalogError::Unknown) => {
-            return Err(PaymentError::UnknownObligation(order.obligation.clone()))
-        }
-        Err(CatalogError::Inactive) => {
-            return Err(PaymentError::ObligationInactive(order.obligation.clone()))
-        }
+        Err(CatalogError::Unknown) => return Err(PaymentError::UnknownObligation(code.clone())),
+        Err(CatalogError::Inactive) => return Err(PaymentError::ObligationInactive(code.clone())),
         Err(CatalogError::Invalid(errors)) => Some(errors),
         Err(CatalogError::Db(err)) => return Err(err.into()),
     };
-    let allowed = allowed?;
-    if allowed.is_some_and(|codes| !codes.iter().any(|c| c == order.obligation.as_str())) {
-        return Err(PaymentError::ObligationNotAllowed(order.obligation.clone()));
+    let allowed = standing.allowed;
+    if allowed.is_some_and(|codes| !codes.iter().any(|c| c == code.as_str())) {
+        return Err(PaymentError::ObligationNotAllowed(code.clone()));
     }
     match invalid {
         Some(errors) => Err(PaymentError::InvalidDetails(errors)),
