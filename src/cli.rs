@@ -423,6 +423,7 @@ async fn serve(
     tokio::spawn(async move {
         wait_for_stop_signal().await;
         tracing::info!("stopping: no new connections; in-flight requests may finish");
+        crate::console::overview::end_live_streams();
         handle.stop(true).await;
     });
     app.run_until_stopped().await?;

@@ -12,6 +12,7 @@ pub mod cases;
 pub mod catalog;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod db;
 pub mod domain;
 pub mod http;

@@ -59,10 +59,14 @@ impl Application {
             openapi_json: crate::openapi::to_json(&crate::openapi::document()),
             config: Arc::new(config.clone()),
         });
+        // One copy of the console's overview figures for all of this app's workers.
+        let console_figures = web::Data::new(crate::console::overview::SharedFigures::default());
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
+                .app_data(console_figures.clone())
                 .app_data(seal_keys.clone())
+                .wrap_fn(crate::console::session::error_pages)
                 .wrap(crate::auth::extract::AuthenticateFirst)
                 .wrap_fn(body::refuse_nul_in_url)
                 .wrap_fn(telemetry_middleware)
@@ -77,6 +81,7 @@ impl Application {
                 .configure(crate::reconciliation::configure)
                 .configure(crate::cases::configure)
                 .configure(crate::audit::http::configure)
+                .configure(crate::console::configure)
                 .default_service(web::to(not_found))
         })
         .workers(config.http_workers)

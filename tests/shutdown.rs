@@ -73,11 +73,9 @@ fn new_connection_is_not_served(address: SocketAddr) -> Result<(), String> {
     }
 }
 
-#[test]
-fn sigterm_lets_an_in_flight_request_finish_and_then_exits() {
-    let data = DataDir::new("paygate-shutdown");
-    let port = free_port();
-    let address = SocketAddr::from(([127, 0, 0, 1], port));
+/// Starts `paygate serve` on a free port with `data` and waits until it is ready.
+fn serve(data: &DataDir) -> (Server, SocketAddr) {
+    let address = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let log = std::fs::File::create(data.log_file()).unwrap();
     let mut server = Server(
         data.command(&["serve"])
@@ -101,6 +99,13 @@ fn sigterm_lets_an_in_flight_request_finish_and_then_exits() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+    (server, address)
+}
+
+#[test]
+fn sigterm_lets_an_in_flight_request_finish_and_then_exits() {
+    let data = DataDir::new("paygate-shutdown");
+    let (mut server, address) = serve(&data);
 
     let output = data
         .command(&["admin", "create-key", "--role", "admin"])
@@ -206,5 +211,117 @@ fn sigterm_lets_an_in_flight_request_finish_and_then_exits() {
     assert!(
         !data.pid_file().exists(),
         "the embedded cluster was stopped with serve"
+    );
+}
+
+/// One plain HTTP/1.1 exchange (`Connection: close`): the whole answer as text.
+fn exchange(address: SocketAddr, request: &str) -> String {
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).unwrap();
+    String::from_utf8(answer).unwrap()
+}
+
+/// The value of cookie `name` set by `answer`.
+fn set_cookie(answer: &str, name: &str) -> String {
+    answer
+        .lines()
+        .filter_map(|line| {
+            line.strip_prefix("set-cookie: ")
+                .or(line.strip_prefix("Set-Cookie: "))
+        })
+        .filter_map(|cookie| cookie.strip_prefix(&format!("{name}=")))
+        .map(|rest| rest.split(';').next().unwrap_or_default().to_owned())
+        .next()
+        .unwrap_or_else(|| panic!("no cookie {name} in:\n{answer}"))
+}
+
+#[test]
+fn sigterm_ends_open_console_streams_instead_of_waiting_out_the_shutdown_timeout() {
+    let data = DataDir::new("paygate-shutdown-live");
+    let (mut server, address) = serve(&data);
+    let output = data
+        .command(&["admin", "create-key", "--role", "auditor"])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let key = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .last()
+        .unwrap()
+        .to_owned();
+
+    // Sign in as a browser does: the form's token is both in a cookie and in the form.
+    let form = exchange(
+        address,
+        "GET /console/sign-in HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    );
+    let pre = set_cookie(&form, "paygate_console_pre");
+    let body = format!("csrf={pre}&key={key}");
+    let signed_in = exchange(
+        address,
+        &format!(
+            "POST /console/sign-in HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
+             Cookie: paygate_console_pre={pre}\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    );
+    assert!(signed_in.starts_with("HTTP/1.1 303"), "{signed_in}");
+    let session = set_cookie(&signed_in, "paygate_console");
+
+    // An open live stream, as an open overview page holds it.
+    let mut live = TcpStream::connect(address).unwrap();
+    live.set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    live.write_all(
+        format!(
+            "GET /console/live HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
+             Cookie: paygate_console={session}\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let mut first = [0u8; 64];
+    let read = live.read(&mut first).unwrap();
+    assert!(
+        String::from_utf8_lossy(&first[..read]).starts_with("HTTP/1.1 200"),
+        "the stream is open"
+    );
+
+    // SAFETY: kill has no memory-safety preconditions; the pid is our own child's.
+    assert_eq!(
+        unsafe { libc::kill(server.0.id() as i32, libc::SIGTERM) },
+        0
+    );
+    let terminated = Instant::now();
+    // The stream ends by itself (the reader sees its end, not the read timeout)...
+    let mut rest = Vec::new();
+    live.read_to_end(&mut rest)
+        .unwrap_or_else(|err| panic!("the stream did not end: {err}\n{}", data.log()));
+    // ... and the process exits without waiting out the shutdown timeout the stream would
+    // otherwise have held it for.
+    let limit = Duration::from_secs(paygate::startup::SHUTDOWN_TIMEOUT_S - 10);
+    let status = loop {
+        if let Some(status) = server.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            terminated.elapsed() < limit,
+            "serve still running {limit:?} after SIGTERM with a console stream open:\n{}",
+            data.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    eprintln!("serve exited {:?} after SIGTERM", terminated.elapsed());
+    assert!(
+        status.success(),
+        "serve exited with {status}:\n{}",
+        data.log()
     );
 }

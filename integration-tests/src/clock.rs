@@ -41,3 +41,8 @@ fn at_offset(unix_s: i64, offset: UtcOffset) -> String {
 pub fn paid_a_minute_ago() -> String {
     rfc3339(now_s() - 60)
 }
+
+/// The business day (Vietnam time, UTC+7) of `unix_s`, `YYYY-MM-DD`.
+pub fn vietnam_date(unix_s: i64) -> String {
+    rfc3339_at_offset(unix_s, 7)[..10].to_owned()
+}

@@ -8,6 +8,7 @@
 
 pub mod answers;
 pub mod bank_simulator;
+pub mod browser;
 pub mod clock;
 pub mod orders;
 pub mod receiver;

@@ -40,6 +40,8 @@ pub enum Via {
     Api,
     /// A `paygate` command run by an operator with access to the database.
     Cli,
+    /// The operator console, signed in with an API key.
+    Console,
     /// paygate itself (a background job).
     System,
 }
@@ -49,6 +51,7 @@ impl Via {
         match self {
             Via::Api => "api",
             Via::Cli => "cli",
+            Via::Console => "console",
             Via::System => "system",
         }
     }
@@ -57,6 +60,7 @@ impl Via {
         match value {
             "api" => Via::Api,
             "cli" => Via::Cli,
+            "console" => Via::Console,
             "system" => Via::System,
             other => panic!("the via column is constrained, found {other}"),
         }
@@ -100,6 +104,15 @@ impl Actor {
             label: principal.label.clone(),
             via: Via::Api,
             request_id: principal.request_id.clone(),
+        }
+    }
+
+    /// A person signed in to the operator console with the key `principal`: the same identity
+    /// as the key's API requests, reached through the console.
+    pub fn console(principal: &Principal) -> Actor {
+        Actor {
+            via: Via::Console,
+            ..Actor::api(principal)
         }
     }
 

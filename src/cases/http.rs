@@ -58,7 +58,7 @@ impl From<CaseError> for ApiError {
 
 /// The case id in a path. Ids that paygate could not have made name no case, and are answered
 /// 404 without asking the database.
-fn parse_case_id(id: &str) -> Result<&str, ApiError> {
+pub fn parse_case_id(id: &str) -> Result<&str, ApiError> {
     let valid = id.strip_prefix("cas_").is_some_and(|rest| {
         (1..=60).contains(&rest.len())
             && rest
@@ -257,7 +257,7 @@ pub async fn add_note(
 
 /// Validates a resolution: `apply` names its order and nothing else does; a `refund`'s note is
 /// the refund's reason, which the bank receives, so it is at most 255 characters.
-fn parse_resolution(body: &Map<String, Value>) -> Result<ResolveRequest, ApiError> {
+pub fn parse_resolution(body: &Map<String, Value>) -> Result<ResolveRequest, ApiError> {
     let mut v = Validator::new();
     let resolution = v.required(body, "resolution", parsed(Resolution::parse));
     let note = v.required(body, "note", text(1, MESSAGE_MAX_CHARS));

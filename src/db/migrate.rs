@@ -58,6 +58,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0011_obligation_catalog.sql",
         include_str!("../../migrations/0011_obligation_catalog.sql"),
     ),
+    (
+        "0012_console.sql",
+        include_str!("../../migrations/0012_console.sql"),
+    ),
 ];
 
 /// Checksums that earlier releases recorded for migrations whose comments have been reworded

@@ -213,7 +213,12 @@ pub async fn report_csv(principal: Principal, state: State, path: web::Path<Stri
     principal.require(READERS)?;
     let run_id = RunId::from_trusted(path.into_inner());
     store::require_run(&state.pool, &run_id).await?;
-    let pool = state.pool.clone();
+    Ok(report_response(state.pool.clone(), run_id))
+}
+
+/// The items of the run `run_id` (which exists) as a CSV answer, streamed page by page: what
+/// `GET .../report.csv` answers, and what the console's download serves.
+pub fn report_response(pool: deadpool_postgres::Pool, run_id: RunId) -> HttpResponse {
     let header = futures_util::stream::once(async {
         Ok::<_, ApiError>(Bytes::from_static(REPORT_HEADER.as_bytes()))
     });
@@ -237,9 +242,9 @@ pub async fn report_csv(principal: Principal, state: State, path: web::Path<Stri
             }
         }
     });
-    Ok(HttpResponse::Ok()
+    HttpResponse::Ok()
         .content_type("text/csv; charset=utf-8")
-        .streaming(futures_util::StreamExt::chain(header, pages)))
+        .streaming(futures_util::StreamExt::chain(header, pages))
 }
 
 /// Orders paid on a business day, in total and by obligation, agency and bank; the refunds

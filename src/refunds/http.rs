@@ -67,7 +67,7 @@ impl From<RefundError> for ApiError {
 
 /// The refund id in a path. Ids that paygate could not have made name no refund, and are
 /// answered 404 without asking the database.
-fn parse_refund_id(id: &str) -> Result<&str, ApiError> {
+pub fn parse_refund_id(id: &str) -> Result<&str, ApiError> {
     let valid = (5..=64).contains(&id.len())
         && id.starts_with("rfd_")
         && id

@@ -7,6 +7,7 @@ mod banks;
 mod bodies;
 mod cases;
 mod catalog;
+mod console;
 mod faults;
 mod generated;
 mod migrations;
