@@ -148,5 +148,10 @@ async fn purge_loop(pool: Pool) {
             Ok(purged) => tracing::info!(purged, "purged old idempotency keys"),
             Err(err) => tracing::warn!(error = %err, "idempotency purge failed"),
         }
+        match crate::console::session::purge_old_sessions(&pool).await {
+            Ok(0) => {}
+            Ok(purged) => tracing::info!(purged, "purged old console sessions"),
+            Err(err) => tracing::warn!(error = %err, "console session purge failed"),
+        }
     }
 }

@@ -262,8 +262,12 @@ fn entries_table(lang: Lang, entries: &[AuditEntry]) -> Markup {
                             td class="num" { (entry.seq) }
                             td class="nowrap" { (format::time(lang, entry.at)) }
                             td {
-                                @if let Some(label) = &entry.actor.label { (label) " " }
-                                @if let Some(key) = &entry.actor.key_id { span class="mono" { "(" (key) ")" } " " }
+                                @match (&entry.actor.label, &entry.actor.key_id) {
+                                    (Some(label), Some(key)) => { (label) " " span class="mono" { "(" (key) ")" } " " }
+                                    (Some(label), None) => { (label) " " }
+                                    (None, Some(key)) => { span class="mono" { (key) } " " }
+                                    (None, None) => {}
+                                }
                                 span class="tag" { (entry.actor.role) }
                             }
                             td { (entry.actor.via.as_str()) }

@@ -40,6 +40,9 @@ const COOKIE_PATH: &str = "/console";
 
 /// How long a session lasts after sign-in, whatever happens in it: a working day.
 pub const SESSION_HOURS: i64 = 8;
+/// How long a session's row is kept after it ended or expired, for investigations that start
+/// from an audit entry naming it; after that the hourly purge deletes it.
+pub const ENDED_SESSION_RETENTION_DAYS: i32 = 90;
 /// How long a sign-in form stays usable.
 const PRE_COOKIE_MAX_AGE_S: i64 = 3_600;
 /// How long the language choice is remembered.
@@ -664,6 +667,22 @@ pub fn see_other(location: &str) -> HttpResponse {
         .insert_header((header::LOCATION, location))
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .finish()
+}
+
+/// Deletes the rows of sessions that ended or expired more than
+/// [`ENDED_SESSION_RETENTION_DAYS`] ago; returns how many. Run by the hourly purge; a live
+/// session is never touched.
+pub async fn purge_old_sessions(pool: &deadpool_postgres::Pool) -> Result<u64, crate::db::DbError> {
+    let client = pool.get().await?;
+    let deleted = client
+        .execute(
+            "DELETE FROM console_sessions
+             WHERE coalesce(least(ended_at, expires_at), expires_at)
+                   < now() - make_interval(days => $1)",
+            &[&ENDED_SESSION_RETENTION_DAYS],
+        )
+        .await?;
+    Ok(deleted)
 }
 
 #[cfg(test)]

@@ -462,3 +462,49 @@ async fn an_unknown_console_address_is_a_console_page_not_an_api_problem() {
     assert!(page.contains(r#"<html lang="en">"#), "the error page speaks the person's language");
     assert!(page.contains("Not found"), "{page}");
 }
+
+#[tokio::test]
+async fn the_purge_deletes_only_sessions_that_ended_or_expired_beyond_the_retention() {
+    let app = TestApp::spawn().await;
+    // Four sign-ins: the newest stays live; the others are aged below.
+    let browsers = [Browser::new(&app), Browser::new(&app), Browser::new(&app), Browser::new(&app)];
+    for browser in &browsers {
+        browser.sign_in(&app.admin_key).await;
+    }
+    let ids: Vec<i64> = app
+        .rows("SELECT id FROM console_sessions ORDER BY id", &[])
+        .await
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(ids.len(), 4);
+    // Signed out 91 days ago; expired unused 91 days ago; signed out 10 days ago.
+    let aged = [
+        ("now() - interval '91 days'", "now() - interval '91 days' + interval '8 hours'", true),
+        ("now() - interval '91 days' - interval '8 hours'", "now() - interval '91 days'", false),
+        ("now() - interval '10 days'", "now() - interval '10 days' + interval '8 hours'", true),
+    ];
+    for (id, (created, expires, signed_out)) in ids.iter().zip(aged) {
+        let ended = if signed_out { created } else { "NULL" };
+        app.execute(
+            &format!(
+                "UPDATE console_sessions SET created_at = {created}, expires_at = {expires},
+                     ended_at = {ended} WHERE id = $1"
+            ),
+            &[id],
+        )
+        .await;
+    }
+    let purged = paygate::console::session::purge_old_sessions(&app.db).await.expect("a purge");
+    assert_eq!(purged, 2);
+    let left: Vec<i64> = app
+        .rows("SELECT id FROM console_sessions ORDER BY id", &[])
+        .await
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(left, vec![ids[2], ids[3]]);
+    // The live session is untouched and still serves its browser.
+    assert_eq!(browsers[3].get("/console").await.status(), 200);
+    assert_eq!(paygate::console::session::purge_old_sessions(&app.db).await.unwrap(), 0);
+}
