@@ -102,6 +102,28 @@ fn serve(data: &DataDir) -> (Server, SocketAddr) {
     (server, address)
 }
 
+/// Waits for serve to exit after SIGTERM (sent at `terminated`): it must exit with status 0
+/// within `limit`.
+fn exits_cleanly_within(server: &mut Server, data: &DataDir, terminated: Instant, limit: Duration) {
+    let status = loop {
+        if let Some(status) = server.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            terminated.elapsed() < limit,
+            "serve did not exit within {limit:?} of SIGTERM:\n{}",
+            data.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    eprintln!("serve exited {:?} after SIGTERM", terminated.elapsed());
+    assert!(
+        status.success(),
+        "serve exited with {status}:\n{}",
+        data.log()
+    );
+}
+
 #[test]
 fn sigterm_lets_an_in_flight_request_finish_and_then_exits() {
     let data = DataDir::new("paygate-shutdown");
@@ -190,24 +212,7 @@ fn sigterm_lets_an_in_flight_request_finish_and_then_exits() {
     );
 
     // Then the process exits cleanly, within Kubernetes' grace period.
-    let deadline = terminated + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = server.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "serve did not exit within 30 s of SIGTERM:\n{}",
-            data.log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    eprintln!("serve exited {:?} after SIGTERM", terminated.elapsed());
-    assert!(
-        status.success(),
-        "serve exited with {status}:\n{}",
-        data.log()
-    );
+    exits_cleanly_within(&mut server, &data, terminated, Duration::from_secs(30));
     assert!(
         !data.pid_file().exists(),
         "the embedded cluster was stopped with serve"
@@ -307,21 +312,5 @@ fn sigterm_ends_open_console_streams_instead_of_waiting_out_the_shutdown_timeout
     // ... and the process exits without waiting out the shutdown timeout the stream would
     // otherwise have held it for.
     let limit = Duration::from_secs(paygate::startup::SHUTDOWN_TIMEOUT_S - 10);
-    let status = loop {
-        if let Some(status) = server.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            terminated.elapsed() < limit,
-            "serve still running {limit:?} after SIGTERM with a console stream open:\n{}",
-            data.log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    eprintln!("serve exited {:?} after SIGTERM", terminated.elapsed());
-    assert!(
-        status.success(),
-        "serve exited with {status}:\n{}",
-        data.log()
-    );
+    exits_cleanly_within(&mut server, &data, terminated, limit);
 }

@@ -4,6 +4,7 @@
 //! an auditor sees no admin button and is refused when posting anyway; a dead event is
 //! redelivered; and a form without its CSRF token changes nothing.
 
+use super::csrf_in;
 use integration_tests::answers::json_200;
 use integration_tests::clock::{now_s, paid_a_minute_ago, rfc3339, vietnam_date};
 use integration_tests::world::{World, AGENCY, AMOUNT, BANK};
@@ -20,15 +21,6 @@ const STATEMENT_HEADER: &str = "bank_txn_id,payment_id,amount,paid_at,currency";
 struct Operator {
     http: reqwest::Client,
     base: String,
-}
-
-/// The value of the first hidden `csrf` field of a page.
-fn csrf_in(html: &str) -> String {
-    let marker = r#"name="csrf" value=""#;
-    let start =
-        html.find(marker).unwrap_or_else(|| panic!("no csrf field in {html}")) + marker.len();
-    let end = html[start..].find('"').expect("the field's value ends") + start;
-    html[start..end].to_owned()
 }
 
 impl Operator {

@@ -6,6 +6,8 @@
 
 use std::time::Duration;
 
+use super::csrf_in;
+
 use integration_tests::answers::RequestExt;
 use integration_tests::clock::paid_a_minute_ago;
 use integration_tests::world::{World, AMOUNT};
@@ -68,15 +70,6 @@ impl Browser {
     async fn csrf(&self) -> String {
         csrf_in(&self.page("/console").await)
     }
-}
-
-/// The value of the first hidden `csrf` field of a page.
-fn csrf_in(html: &str) -> String {
-    let marker = r#"name="csrf" value=""#;
-    let start =
-        html.find(marker).unwrap_or_else(|| panic!("no csrf field in {html}")) + marker.len();
-    let end = html[start..].find('"').expect("the field's value ends") + start;
-    html[start..end].to_owned()
 }
 
 fn location(response: &Response) -> String {
