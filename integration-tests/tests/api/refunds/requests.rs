@@ -149,7 +149,7 @@ async fn only_a_paid_order_of_the_agency_can_be_refunded() {
     let r = Refunds::new().await;
     let pending = r.w.order("H12-RF-5A").await;
     let expired = r.w.order("H12-RF-5B").await;
-    r.w.backdate(&expired).await;
+    r.w.expire(&expired).await;
     let cancelled = r.w.order("H12-RF-5C").await;
     r.w.cancel(&cancelled).await;
     let paid = r.paid_order("H12-RF-5D", "FT-RF-5D").await;
