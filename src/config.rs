@@ -18,6 +18,11 @@ const MAX_NOTIFY_BACKOFF_STEP_S: u64 = 7 * 86_400;
 const MAX_SIGNATURE_TOLERANCE_S: u64 = 3_600;
 /// The ledger is sealed this often by default.
 pub const DEFAULT_SEAL_INTERVAL_MS: u64 = 2_000;
+/// Callback lanes by default: enough batches in flight to keep a small database server busy
+/// while one batch waits for its commit (BENCHMARKS.md section 8 measured 1 to 8).
+pub const DEFAULT_CALLBACK_LANES: usize = 2;
+/// The most callback lanes: each holds a database connection while its batch runs.
+pub const MAX_CALLBACK_LANES: usize = 16;
 /// New transactions must be sealed within 10 seconds, so no longer interval is accepted.
 const MAX_SEAL_INTERVAL_MS: u64 = 10_000;
 
@@ -53,6 +58,13 @@ pub struct Config {
     pub seal_key: Option<crate::ledger::signing::SealSeed>,
     /// `PAYGATE_SEAL_PREVIOUS_KEYS`: public keys of earlier seal keys, still trusted.
     pub seal_previous_keys: Vec<String>,
+    /// `PAYGATE_CALLBACK_LANES`: how many batches of callbacks may be in flight at once (see
+    /// `banks::group_commit`).
+    pub callback_lanes: usize,
+    /// How long a callback lane waits for more callbacks after the first of a batch; 0 takes
+    /// only those already waiting. Not an environment setting: tests raise it to put
+    /// concurrent callbacks into one batch for certain.
+    pub callback_gather_ms: u64,
 }
 
 /// A configuration variable with a value that cannot be used.
@@ -80,6 +92,8 @@ impl Default for Config {
             seal_interval_ms: DEFAULT_SEAL_INTERVAL_MS,
             seal_key: None,
             seal_previous_keys: Vec::new(),
+            callback_lanes: DEFAULT_CALLBACK_LANES,
+            callback_gather_ms: 0,
         }
     }
 }
@@ -183,6 +197,17 @@ impl Config {
                     expected: format!(
                         "whole milliseconds from 0 (sealing off) to {MAX_SEAL_INTERVAL_MS}"
                     ),
+                })?;
+        }
+        if let Some(value) = get("PAYGATE_CALLBACK_LANES") {
+            config.callback_lanes = value
+                .parse::<usize>()
+                .ok()
+                .filter(|lanes| (1..=MAX_CALLBACK_LANES).contains(lanes))
+                .ok_or_else(|| ConfigError {
+                    variable: "PAYGATE_CALLBACK_LANES",
+                    value: value.clone(),
+                    expected: format!("a whole number from 1 to {MAX_CALLBACK_LANES}"),
                 })?;
         }
         if let Some(value) = get("PAYGATE_SEAL_KEY") {

@@ -59,12 +59,21 @@ impl Application {
             openapi_json: crate::openapi::to_json(&crate::openapi::document()),
             config: Arc::new(config.clone()),
         });
+        // One set of callback lanes for all of this app's workers, so that callbacks arriving
+        // on different workers share batches.
+        let callback_lanes = web::Data::new(crate::banks::group_commit::GroupCommit::start(
+            state.pool.clone(),
+            state.metrics.clone(),
+            state.config.callback_lanes,
+            state.config.callback_gather_ms,
+        ));
         // One copy of the console's overview figures for all of this app's workers.
         let console_figures = web::Data::new(crate::console::overview::SharedFigures::default());
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
                 .app_data(console_figures.clone())
+                .app_data(callback_lanes.clone())
                 .app_data(seal_keys.clone())
                 .wrap_fn(crate::console::session::error_pages)
                 .wrap(crate::auth::extract::AuthenticateFirst)

@@ -98,6 +98,7 @@ pub struct Metrics {
     pub notify_latency: Histogram,
     pub notify_queue_depth: Gauge,
     pub refund_instructions: Family<OutcomeLabels, Counter>,
+    pub callback_batch_size: Histogram,
     pool_size: Gauge,
     pool_available: Gauge,
     pool_waiting: Gauge,
@@ -162,6 +163,13 @@ impl Metrics {
             "Refund instruction deliveries to banks by outcome (dead counts instructions given up)",
             refund_instructions.clone(),
         );
+        // 1, 2, 4, ... 32: a batch holds at most 32 callbacks.
+        let callback_batch_size = Histogram::new(exponential_buckets(1.0, 2.0, 6));
+        registry.register(
+            "callback_batch_size",
+            "Bank callbacks decided together in one database transaction (group commit)",
+            callback_batch_size.clone(),
+        );
         let pool_size = Gauge::default();
         let pool_available = Gauge::default();
         let pool_waiting = Gauge::default();
@@ -196,6 +204,7 @@ impl Metrics {
             notify_latency,
             notify_queue_depth,
             refund_instructions,
+            callback_batch_size,
             pool_size,
             pool_available,
             pool_waiting,

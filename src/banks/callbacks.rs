@@ -90,6 +90,10 @@ pub enum CallbackError {
         crate::timefmt::format_utc(*.created_at)
     )]
     PaidAtTooEarly { created_at: OffsetDateTime },
+    /// The callback's group-commit lane is gone (see `super::group_commit`): nothing of the
+    /// callback was decided.
+    #[error("the callback could not be queued for its transaction")]
+    LaneStopped,
     #[error(transparent)]
     Db(#[from] DbError),
 }
@@ -103,13 +107,18 @@ impl CallbackError {
             CallbackError::AmountMismatch => "amount_mismatch",
             CallbackError::InFlight
             | CallbackError::PaidAtTooEarly { .. }
+            | CallbackError::LaneStopped
             | CallbackError::Db(_) => "error",
         }
     }
 
     /// Whether the same callback, applied again later, would likely succeed.
     pub fn is_transient(&self) -> bool {
-        matches!(self, CallbackError::Db(err) if err.is_transient())
+        match self {
+            CallbackError::Db(err) => err.is_transient(),
+            CallbackError::LaneStopped => true,
+            _ => false,
+        }
     }
 }
 

@@ -12,8 +12,9 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
-use super::callbacks::{self, CallbackError, CallbackOutcome, MAX_PAID_AT_AHEAD};
-use super::model::{Callback, CallbackStatus, Source};
+use super::callbacks::{CallbackError, CallbackOutcome, MAX_PAID_AT_AHEAD};
+use super::group_commit::GroupCommit;
+use super::model::{Callback, CallbackStatus};
 use super::verify::{self, Rejected};
 use crate::domain::{amount_field, AgencyCode, BankCode, BankTxnId, PaymentId};
 use crate::http::answers::{PaymentNotFound, ValidationFailed};
@@ -47,6 +48,7 @@ impl From<CallbackError> for ApiError {
             CallbackError::Conflict(_) => ApiError::conflict(ErrorCode::BankTxnConflict, detail),
             CallbackError::InFlight => ApiError::conflict(ErrorCode::CallbackInFlight, detail),
             CallbackError::PaidAtTooEarly { .. } => ApiError::invalid("paid_at", detail),
+            CallbackError::LaneStopped => ApiError::Unavailable(detail),
             CallbackError::Db(err) => err.into(),
         }
     }
@@ -289,7 +291,11 @@ pub async fn inquiry(state: State, SignedBody { bank, body }: SignedBody) -> Ans
         (status = 409, description = "`bank_txn_conflict`: the same bank_txn_id with different content", body = crate::http::error::Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed`, or `amount_mismatch` (kept for investigation)", body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
-pub async fn callback(state: State, SignedBody { bank, body }: SignedBody) -> Answer {
+pub async fn callback(
+    state: State,
+    lanes: web::Data<GroupCommit>,
+    SignedBody { bank, body }: SignedBody,
+) -> Answer {
     let count = |result: &'static str| {
         state
             .metrics
@@ -309,7 +315,7 @@ pub async fn callback(state: State, SignedBody { bank, body }: SignedBody) -> An
             return Err(err);
         }
     };
-    match callbacks::process(&state.pool, &bank, &callback, Source::Callback).await {
+    match lanes.process(&bank, &callback).await {
         Ok(outcome) => {
             count(outcome.metric_label(callback.status));
             Ok(HttpResponse::Ok().json(CallbackAnswer::from(outcome)))

@@ -1,9 +1,11 @@
 //! Banks' signed requests: inquiry and payment callbacks (see `docs/api-guide.md`).
 //!
 //! `verify` checks a request's signature, `http` answers it, `model` holds the callback as the
-//! domain sees it, `callbacks` decides what it does and `store` holds the SQL that records it.
+//! domain sees it, `callbacks` decides what it does and `store` holds the SQL that records it;
+//! `group_commit` runs callbacks that arrive together in one transaction.
 
 pub mod callbacks;
+pub mod group_commit;
 pub mod http;
 pub mod model;
 pub mod store;

@@ -1,6 +1,8 @@
 //! The SQL of a callback: the reads that decide it and the rows that record it. Every function
 //! runs on the caller's transaction, so that a callback is recorded whole or not at all.
 
+use std::collections::{HashMap, HashSet};
+
 use deadpool_postgres::GenericClient;
 use rust_decimal::Decimal;
 use time::OffsetDateTime;
@@ -228,4 +230,122 @@ pub async fn insert_callback(
         }
         Err(err) => Err(err.into()),
     }
+}
+
+/// Of the `(bank, bank_txn_id)` pairs given, those recorded before: for a batch of callbacks,
+/// which of them are redeliveries or conflicts (decided one by one, by [`recorded`]).
+pub async fn recorded_among(
+    client: &impl GenericClient,
+    banks: &[&str],
+    bank_txn_ids: &[&str],
+) -> Result<HashSet<(String, String)>, tokio_postgres::Error> {
+    let statement = client
+        .prepare_cached(
+            "SELECT c.bank_code, c.bank_txn_id
+             FROM unnest($1::text[], $2::text[]) AS k(bank_code, bank_txn_id)
+             JOIN bank_callbacks c ON c.bank_code = k.bank_code AND c.bank_txn_id = k.bank_txn_id",
+        )
+        .await?;
+    let rows = client.query(&statement, &[&banks, &bank_txn_ids]).await?;
+    Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
+}
+
+/// Locks the orders of a batch of callbacks (`FOR UPDATE`, in the order of their ids, so that
+/// two batches never wait for each other in a circle), as [`lock_order`] locks one; by id.
+pub async fn lock_orders(
+    client: &impl GenericClient,
+    payment_ids: &[&str],
+) -> Result<HashMap<String, Payment>, tokio_postgres::Error> {
+    let statement = client
+        .prepare_cached(&format!(
+            "SELECT {PAYMENT_COLUMNS} FROM payments p WHERE p.id = ANY($1) ORDER BY p.id
+             FOR UPDATE"
+        ))
+        .await?;
+    let rows = client.query(&statement, &[&payment_ids]).await?;
+    Ok(rows
+        .iter()
+        .map(|row| {
+            let payment = Payment::from_row(row);
+            (payment.id.as_str().to_owned(), payment)
+        })
+        .collect())
+}
+
+/// A `succeeded` callback that pays its pending order, as a batch records it.
+pub struct Paying<'a> {
+    pub bank: &'a BankCode,
+    pub callback: &'a Callback,
+    pub paid_at: OffsetDateTime,
+}
+
+/// Records a batch of callbacks that each pay their pending order (none of them recorded
+/// before, each for another order) and marks the orders paid, in two statements: the ids of the
+/// callbacks by `(bank, bank_txn_id)`. Fails whole, like any statement, when a concurrent
+/// transaction recorded one of the `bank_txn_id`s first; the caller then decides them one by
+/// one.
+pub async fn record_paying(
+    client: &impl GenericClient,
+    paying: &[Paying<'_>],
+) -> Result<HashMap<(String, String), i64>, tokio_postgres::Error> {
+    let banks: Vec<&str> = paying.iter().map(|p| p.bank.as_str()).collect();
+    let txn_ids: Vec<&str> = paying
+        .iter()
+        .map(|p| p.callback.bank_txn_id.as_str())
+        .collect();
+    let payment_ids: Vec<&str> = paying
+        .iter()
+        .map(|p| p.callback.payment_id.as_str())
+        .collect();
+    let amounts: Vec<Decimal> = paying.iter().map(|p| p.callback.amount.decimal()).collect();
+    let currencies: Vec<&str> = paying
+        .iter()
+        .map(|p| p.callback.currency.as_str())
+        .collect();
+    let paid_at: Vec<OffsetDateTime> = paying.iter().map(|p| p.paid_at).collect();
+    let insert = client
+        .prepare_cached(
+            "INSERT INTO bank_callbacks (bank_code, bank_txn_id, payment_id, amount, currency,
+                 status, paid_at, failure_reason, outcome, exception, source)
+             SELECT c.bank_code, c.bank_txn_id, c.payment_id, c.amount, c.currency,
+                 'succeeded', c.paid_at, NULL, 'paid', NULL, 'callback'
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::numeric[], $5::text[],
+                         $6::timestamptz[])
+                 AS c(bank_code, bank_txn_id, payment_id, amount, currency, paid_at)
+             RETURNING bank_code, bank_txn_id, id",
+        )
+        .await?;
+    let mark = client
+        .prepare_cached(
+            "UPDATE payments p SET status = 'paid', paid_at = c.paid_at, bank_code = c.bank_code,
+                 bank_txn_id = c.bank_txn_id, closed_at = now()
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])
+                 AS c(payment_id, bank_code, bank_txn_id, paid_at)
+             WHERE p.id = c.payment_id",
+        )
+        .await?;
+    let (inserted, marked) = futures_util::future::try_join(
+        client.query(
+            &insert,
+            &[
+                &banks,
+                &txn_ids,
+                &payment_ids,
+                &amounts,
+                &currencies,
+                &paid_at,
+            ],
+        ),
+        client.execute(&mark, &[&payment_ids, &banks, &txn_ids, &paid_at]),
+    )
+    .await?;
+    assert_eq!(
+        marked as usize,
+        paying.len(),
+        "every order of the batch is paid"
+    );
+    Ok(inserted
+        .iter()
+        .map(|row| ((row.get(0), row.get(1)), row.get(2)))
+        .collect())
 }

@@ -62,6 +62,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0012_console.sql",
         include_str!("../../migrations/0012_console.sql"),
     ),
+    (
+        "0013_reconciliation_speed.sql",
+        include_str!("../../migrations/0013_reconciliation_speed.sql"),
+    ),
 ];
 
 /// Checksums that earlier releases recorded for migrations whose comments have been reworded

@@ -19,4 +19,4 @@ pub use http::configure;
 pub use posting::{
     agency_account, bank_account, suspense_account, Entry, Kind, Posting, Side, Source,
 };
-pub use store::post;
+pub use store::{post, post_callbacks};

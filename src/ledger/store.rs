@@ -13,6 +13,72 @@ use super::seals::{BrokenSeal, Checkpoint, CheckpointVerdict};
 use super::signing::Keyring;
 use crate::db::DbError;
 
+/// Writes several postings of bank callbacks (each with its own callback) in one statement,
+/// as [`post`] writes one: for a batch of callbacks decided together.
+pub async fn post_callbacks(
+    client: &impl GenericClient,
+    postings: &[Posting],
+) -> Result<(), tokio_postgres::Error> {
+    let mut kinds = Vec::with_capacity(postings.len());
+    let mut callback_ids = Vec::with_capacity(postings.len());
+    let mut payment_ids = Vec::with_capacity(postings.len());
+    let (mut entry_callbacks, mut accounts, mut debits, mut credits) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for posting in postings {
+        assert!(posting.balanced(), "unbalanced ledger posting: {posting:?}");
+        let callback_id = posting
+            .source
+            .callback_id()
+            .expect("a posting of a bank callback");
+        kinds.push(posting.kind.as_str());
+        callback_ids.push(callback_id);
+        payment_ids.push(posting.payment_id.as_str());
+        for entry in &posting.entries {
+            entry_callbacks.push(callback_id);
+            accounts.push(entry.account.as_str());
+            debits.push(entry.debit_column());
+            credits.push(entry.credit_column());
+        }
+    }
+    // The transaction takes its xid before the rows take their ids, as in `post` (the
+    // sealer's horizon depends on it).
+    let statement = client
+        .prepare_cached(
+            "WITH x AS MATERIALIZED (SELECT pg_current_xact_id() AS xid),
+             t AS (
+                 INSERT INTO ledger_transactions (kind, callback_id, payment_id)
+                 SELECT p.kind, p.callback_id, p.payment_id
+                 FROM x, unnest($1::text[], $2::bigint[], $3::text[]) AS p(kind, callback_id, payment_id)
+                 WHERE x.xid IS NOT NULL
+                 RETURNING id, callback_id)
+             INSERT INTO ledger_entries (transaction_id, account, debit, credit)
+             SELECT t.id, e.account, e.debit, e.credit
+             FROM t JOIN unnest($4::bigint[], $5::text[], $6::numeric[], $7::numeric[])
+                 AS e(callback_id, account, debit, credit) ON e.callback_id = t.callback_id",
+        )
+        .await?;
+    let written = client
+        .execute(
+            &statement,
+            &[
+                &kinds,
+                &callback_ids,
+                &payment_ids,
+                &entry_callbacks,
+                &accounts,
+                &debits,
+                &credits,
+            ],
+        )
+        .await?;
+    assert_eq!(
+        written as usize,
+        accounts.len(),
+        "every entry of the batch is written"
+    );
+    Ok(())
+}
+
 /// Writes `posting` (one statement); call it inside the transaction that decided it. An
 /// unbalanced posting is a broken invariant, not an operating error: it stops the operation
 /// (and the database's deferred trigger would refuse it at commit anyway).

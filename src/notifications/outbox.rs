@@ -69,6 +69,38 @@ pub async fn record(
     Ok(())
 }
 
+/// Records one event of `event` type per `(agency, payment_id, payment)`, in one statement: for
+/// a batch of changes made in one transaction, as [`record`] records one.
+pub async fn record_many(
+    client: &impl GenericClient,
+    event: EventType,
+    events: &[(&AgencyCode, &PaymentId, Value)],
+) -> Result<(), tokio_postgres::Error> {
+    let ids: Vec<EventId> = events.iter().map(|_| EventId::generate()).collect();
+    let ids: Vec<&str> = ids.iter().map(EventId::as_str).collect();
+    let agencies: Vec<&str> = events
+        .iter()
+        .map(|(agency, _, _)| agency.as_str())
+        .collect();
+    let payments: Vec<&str> = events.iter().map(|(_, id, _)| id.as_str()).collect();
+    let bodies: Vec<&Value> = events.iter().map(|(_, _, body)| body).collect();
+    let statement = client
+        .prepare_cached(
+            "INSERT INTO events (id, agency_code, payment_id, type, payment)
+             SELECT e.id, e.agency_code, e.payment_id, $4, e.payment
+             FROM unnest($1::text[], $2::text[], $3::text[], $5::json[])
+                 AS e(id, agency_code, payment_id, payment)",
+        )
+        .await?;
+    client
+        .execute(
+            &statement,
+            &[&ids, &agencies, &payments, &event.as_str(), &bodies],
+        )
+        .await?;
+    Ok(())
+}
+
 /// Records that an agency's payment refund ended (`refund.completed` or `refund.failed`), with
 /// the refund as it now answers; in the transaction that recorded the bank's result, so that
 /// the event exists exactly when the result does (once per refund: `events_once_per_refund`).

@@ -17,6 +17,7 @@
 //! that loses a deadlock or a serialization conflict is run again from the start, a bounded
 //! number of times.
 
+use std::collections::HashMap;
 use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
@@ -166,25 +167,32 @@ async fn run_once(
     let mut transaction = client.transaction().await?;
     // Sorting and hashing a million lines in memory instead of on disk halves the run; the
     // memory is the server's, for this one transaction. The pool's timeouts are meant for
-    // requests; the run replaces them with its own for this transaction only.
+    // requests; the run replaces them with its own for this transaction only. Compiling its
+    // few large statements to machine code (JIT) would cost more than it saves: about 0.4 s
+    // each, measured on a million lines.
     transaction
         .batch_execute(&format!(
             "SET LOCAL work_mem = '{RUN_WORK_MEM_MB}MB';
+             SET LOCAL jit = off;
              SET LOCAL statement_timeout = {RUN_STATEMENT_TIMEOUT_MS};
              SET LOCAL lock_timeout = {RUN_LOCK_TIMEOUT_MS};
              SET LOCAL idle_in_transaction_session_timeout = {RUN_STATEMENT_TIMEOUT_MS};"
         ))
         .await?;
+    // The only copies of the statement a run makes besides its items: temporary tables, which
+    // write no WAL and vanish with the transaction, whether it commits or fails.
     transaction
         .batch_execute(
             "CREATE TEMPORARY TABLE statement_lines (
                  line integer NOT NULL, bank_txn_id text, payment_id text, amount numeric(15, 0),
                  currency text, paid_at timestamptz, error text) ON COMMIT DROP;
-             CREATE TEMPORARY TABLE classified (
-                 line integer NOT NULL, outcome text NOT NULL, bank_txn_id text, payment_id text,
-                 statement_amount numeric(15, 0), currency text, paid_at timestamptz,
-                 gateway_amount numeric(15, 0), gateway_paid_at timestamptz, obligation text,
-                 detail text) ON COMMIT DROP;",
+             CREATE TEMPORARY TABLE unstated (
+                 bank_txn_id text NOT NULL, payment_id text NOT NULL,
+                 amount numeric(15, 0) NOT NULL, paid_at timestamptz NOT NULL) ON COMMIT DROP;
+             CREATE TEMPORARY TABLE recoverable_lines (
+                 line integer NOT NULL, bank_txn_id text NOT NULL, payment_id text NOT NULL,
+                 amount numeric(15, 0) NOT NULL, currency text NOT NULL,
+                 paid_at timestamptz NOT NULL) ON COMMIT DROP;",
         )
         .await?;
     let started = std::time::Instant::now();
@@ -195,7 +203,8 @@ async fn run_once(
             "reconciliation phase done"
         )
     };
-    let statement_lines = copy_statement(&transaction, reader).await?;
+    let copied = copy_statement(&transaction, reader).await?;
+    let statement_lines = copied.lines;
     phase("copy");
     transaction.batch_execute("ANALYZE statement_lines").await?;
 
@@ -207,28 +216,33 @@ async fn run_once(
             &[&run_id.as_str(), &bank.as_str(), &date, &statement_lines],
         )
         .await?;
-    classify(&transaction, bank).await?;
+    let mut tally = classify(&transaction, &run_id, bank, date).await?;
     phase("classify");
     if by.applies_recoveries() {
-        recover(&mut transaction, bank).await?;
-    } else {
-        report_recoverable(&transaction).await?;
+        recover(&mut transaction, &run_id, bank, date, &mut tally).await?;
     }
     phase("recover");
-    record_items(&transaction, &run_id, bank, date).await?;
-    phase("items");
+    missing_in_bank(
+        &transaction,
+        &run_id,
+        bank,
+        date,
+        copied.last_line,
+        &mut tally,
+    )
+    .await?;
+    phase("missing_in_bank");
     // The run's differences open cases, and what it matched closes the cases of earlier gaps,
     // in the run's transaction: a run that fails leaves no case behind, and a rerun opens
     // nothing new.
     crate::cases::opening::reconcile_run(&transaction, &run_id, bank).await?;
     phase("cases");
-    let (summary, by_obligation) = totals(&transaction, &run_id).await?;
+    let (summary, by_obligation) = tally.totals(&transaction).await?;
     // Written as JSON in their documented order (the columns are `json`, which keeps it).
     let summary =
         serde_json::to_value(&summary).map_err(|err| ReconcileError::Internal(err.into()))?;
     let by_obligation =
         serde_json::to_value(&by_obligation).map_err(|err| ReconcileError::Internal(err.into()))?;
-    phase("totals");
     let row = transaction
         .query_one(
             &format!(
@@ -288,12 +302,20 @@ impl Read for CountingReader {
     }
 }
 
-/// Parses on a blocking thread and COPYs into `statement_lines`; returns the number of data
-/// lines. A file-level problem (not UTF-8) aborts the whole run.
+/// What [`copy_statement`] read.
+struct Copied {
+    /// Data lines (the header not counted).
+    lines: i32,
+    /// The file's number of the last data line (1, the header's, when there is none).
+    last_line: i32,
+}
+
+/// Parses on a blocking thread and COPYs into `statement_lines`. A file-level problem (not
+/// UTF-8) aborts the whole run.
 async fn copy_statement(
     client: &deadpool_postgres::Transaction<'_>,
     mut reader: StatementReader<CountingReader>,
-) -> Result<i32, ReconcileError> {
+) -> Result<Copied, ReconcileError> {
     let (sender, mut receiver) =
         mpsc::channel::<Result<Vec<Line>, StatementError>>(CHANNEL_BATCHES);
     let parser = tokio::task::spawn_blocking(move || {
@@ -338,11 +360,13 @@ async fn copy_statement(
     let writer = BinaryCopyInWriter::new(sink, &types);
     futures_util::pin_mut!(writer);
     let mut lines: i32 = 0;
+    let mut last_line: i32 = 1;
     while let Some(batch) = receiver.recv().await {
         for line in batch? {
             lines += 1;
             match line {
                 Line::Valid(l) => {
+                    last_line = last_line.max(l.line);
                     let amount = l.amount.decimal();
                     writer
                         .as_mut()
@@ -358,6 +382,7 @@ async fn copy_statement(
                         .await?;
                 }
                 Line::Invalid { line, reason } => {
+                    last_line = last_line.max(line);
                     writer
                         .as_mut()
                         .write(&[
@@ -378,88 +403,119 @@ async fn copy_statement(
     parser
         .await
         .map_err(|err| ReconcileError::Internal(err.into()))?;
-    Ok(lines)
+    Ok(Copied { lines, last_line })
 }
 
-/// Classifies each readable line against paygate's records, by `bank_txn_id` whatever day
-/// paygate recorded it. Lines not yet known to paygate are left `unmatched` for [`recover`].
+/// Classifies every line of the statement against paygate's records, by `bank_txn_id` whatever
+/// day paygate recorded it, and writes each as the run's item in one set-based statement: the
+/// lines are read once from the temporary table and written once, into `reconciliation_items`.
+///
+/// An item's `id` is its line number, so the items need no sort and no sequence to come out in
+/// file order, and a line's item is found again by its number (the primary key). A line not yet
+/// known to paygate that it could apply is written as `missing_in_gateway` with the detail
+/// `recoverable`, which is what a run that may not move money reports; [`recover`] rewrites the
+/// few of them it applies. Returns the totals of what was written.
 async fn classify(
     client: &deadpool_postgres::Transaction<'_>,
+    run_id: &RunId,
     bank: &BankCode,
-) -> Result<(), ReconcileError> {
-    client
-        .execute(
-            "INSERT INTO classified (line, outcome, bank_txn_id, payment_id, statement_amount,
-                 currency, paid_at, gateway_amount, gateway_paid_at, obligation, detail)
-             SELECT s.line,
-                 CASE WHEN s.occurrence > 1 THEN 'duplicate_in_statement'
-                      WHEN c.id IS NULL AND (o.id IS NULL OR o.amount <> s.amount
-                                             OR o.currency <> s.currency) THEN 'missing_in_gateway'
-                      WHEN c.id IS NULL THEN 'unmatched'
-                      WHEN c.outcome = 'failed' THEN 'mismatch'
-                      WHEN c.payment_id = s.payment_id AND c.amount = s.amount THEN 'matched'
-                      ELSE 'mismatch' END,
-                 s.bank_txn_id, s.payment_id, s.amount, s.currency, s.paid_at,
-                 CASE WHEN s.occurrence = 1 THEN c.amount END,
-                 CASE WHEN s.occurrence = 1 THEN c.paid_at END,
-                 CASE WHEN s.occurrence = 1 AND c.outcome = 'paid' AND c.payment_id = s.payment_id
-                           AND c.amount = s.amount THEN p.obligation END,
-                 CASE WHEN s.occurrence > 1 THEN 'bank_txn_id already on line ' || s.first_line
-                      WHEN c.id IS NULL AND o.id IS NULL THEN 'no such payment'
-                      WHEN c.id IS NULL AND o.amount <> s.amount THEN 'amount differs: the order is ' || o.amount
-                      WHEN c.id IS NULL AND o.currency <> s.currency THEN 'currency differs: the order is in ' || o.currency
-                      WHEN c.id IS NULL THEN NULL
-                      WHEN c.outcome = 'failed' THEN 'paygate recorded this transaction as failed'
-                      WHEN c.payment_id <> s.payment_id AND c.amount <> s.amount
-                          THEN 'payment_id and amount differ: paygate has ' || c.payment_id || ' ' || c.amount
-                      WHEN c.payment_id <> s.payment_id THEN 'payment_id differs: paygate has ' || c.payment_id
-                      WHEN c.amount <> s.amount THEN 'amount differs: paygate has ' || c.amount
-                      WHEN c.outcome = 'exception' THEN 'in suspense (' || c.exception || ')'
-                 END
-             FROM (SELECT l.*,
-                          row_number() OVER (PARTITION BY l.bank_txn_id ORDER BY l.line) AS occurrence,
-                          min(l.line) OVER (PARTITION BY l.bank_txn_id) AS first_line
-                   FROM statement_lines l WHERE l.error IS NULL) s
-             LEFT JOIN bank_callbacks c ON c.bank_code = $1 AND c.bank_txn_id = s.bank_txn_id
-             LEFT JOIN payments p ON p.id = c.payment_id
-             -- The order a line unknown to paygate names: it can be applied only if the money
-             -- is the order's.
-             LEFT JOIN payments o ON c.id IS NULL AND s.occurrence = 1 AND o.id = s.payment_id",
-            &[&bank.as_str()],
+    date: Date,
+) -> Result<Tally, ReconcileError> {
+    let (day_start, day_end) = business_day(date);
+    let rows = client
+        .query(
+            "WITH repeated AS (
+                 SELECT bank_txn_id, min(line) AS first_line FROM statement_lines
+                 WHERE error IS NULL GROUP BY bank_txn_id HAVING count(*) > 1
+             ),
+             lines AS MATERIALIZED (
+                 SELECT s.line, s.bank_txn_id, s.payment_id, s.amount AS statement_amount,
+                     s.currency, s.paid_at,
+                     CASE WHEN s.error IS NOT NULL THEN 'invalid_line'
+                          WHEN d.first_line < s.line THEN 'duplicate_in_statement'
+                          WHEN c.id IS NULL THEN 'missing_in_gateway'
+                          WHEN c.outcome = 'failed' THEN 'mismatch'
+                          WHEN c.payment_id = s.payment_id AND c.amount = s.amount THEN 'matched'
+                          ELSE 'mismatch' END AS outcome,
+                     CASE WHEN d.first_line < s.line THEN NULL ELSE c.amount END AS gateway_amount,
+                     CASE WHEN d.first_line < s.line THEN NULL ELSE c.paid_at END AS gateway_paid_at,
+                     CASE WHEN d.first_line < s.line THEN NULL
+                          WHEN c.outcome = 'paid' AND c.payment_id = s.payment_id
+                               AND c.amount = s.amount THEN p.obligation END AS obligation,
+                     CASE WHEN s.error IS NOT NULL THEN s.error
+                          WHEN d.first_line < s.line THEN 'bank_txn_id already on line ' || d.first_line
+                          WHEN c.id IS NULL AND p.id IS NULL THEN 'no such payment'
+                          WHEN c.id IS NULL AND p.amount <> s.amount THEN 'amount differs: the order is ' || p.amount
+                          WHEN c.id IS NULL AND p.currency <> s.currency THEN 'currency differs: the order is in ' || p.currency
+                          WHEN c.id IS NULL THEN 'recoverable'
+                          WHEN c.outcome = 'failed' THEN 'paygate recorded this transaction as failed'
+                          WHEN c.payment_id <> s.payment_id AND c.amount <> s.amount
+                              THEN 'payment_id and amount differ: paygate has ' || c.payment_id || ' ' || c.amount
+                          WHEN c.payment_id <> s.payment_id THEN 'payment_id differs: paygate has ' || c.payment_id
+                          WHEN c.amount <> s.amount THEN 'amount differs: paygate has ' || c.amount
+                          WHEN c.outcome = 'exception' THEN 'in suspense (' || c.exception || ')'
+                     END AS detail
+                 FROM statement_lines s
+                 LEFT JOIN repeated d ON d.bank_txn_id = s.bank_txn_id
+                 LEFT JOIN bank_callbacks c ON c.bank_code = $2 AND c.bank_txn_id = s.bank_txn_id
+                 -- One join with the orders serves both kinds of line: the order paygate
+                 -- credited (whose obligation a match counts) and, for a line paygate does not
+                 -- know, the order it names (it can be applied only if the money is the order's).
+                 LEFT JOIN payments p ON p.id = coalesce(c.payment_id, s.payment_id)
+             ),
+             written AS (
+                 INSERT INTO reconciliation_items (id, run_id, outcome, line, bank_txn_id,
+                     payment_id, statement_amount, gateway_amount, obligation, detail)
+                 OVERRIDING SYSTEM VALUE
+                 SELECT line, $1, outcome, line, bank_txn_id, payment_id, statement_amount,
+                        gateway_amount, obligation, detail
+                 FROM lines
+             ),
+             -- Only matches of another day's records need remembering: a record of this day
+             -- that this run matched is found among this run's items by a later run of the same
+             -- day. (Recording every match would write a million index entries per run.)
+             elsewhere AS (
+                 INSERT INTO reconciled_transactions (bank_code, bank_txn_id, run_id)
+                 SELECT $2, bank_txn_id, $1 FROM lines
+                 WHERE outcome = 'matched' AND NOT (gateway_paid_at >= $3 AND gateway_paid_at < $4)
+                 ON CONFLICT DO NOTHING
+             ),
+             recoverable AS (
+                 INSERT INTO recoverable_lines (line, bank_txn_id, payment_id, amount, currency, paid_at)
+                 SELECT line, bank_txn_id, payment_id, statement_amount, currency, paid_at
+                 FROM lines WHERE outcome = 'missing_in_gateway' AND detail = 'recoverable'
+             )
+             SELECT outcome, obligation, count(*), coalesce(sum(statement_amount), 0)
+             FROM lines GROUP BY outcome, obligation",
+            &[&run_id.as_str(), &bank.as_str(), &day_start, &day_end],
         )
         .await?;
-    Ok(())
+    let mut tally = Tally::default();
+    for row in &rows {
+        tally.add(row.get(0), row.get(1), Totals::new(row.get(2), row.get(3)))?;
+    }
+    Ok(tally)
 }
 
-/// In a run that may not move money (an auditor's), reports each line that [`recover`] would
-/// apply as `missing_in_gateway` with the detail `recoverable`, and applies nothing.
-async fn report_recoverable(
-    client: &deadpool_postgres::Transaction<'_>,
-) -> Result<(), ReconcileError> {
-    client
-        .execute(
-            "UPDATE classified SET outcome = 'missing_in_gateway', detail = 'recoverable'
-             WHERE outcome = 'unmatched'",
-            &[],
-        )
-        .await?;
-    Ok(())
-}
-
-/// Applies each remaining line exactly as a `succeeded` callback with its `bank_txn_id` would
-/// be (an accepted payment, or an exception into suspense), each in a savepoint of the run's
-/// transaction: the run records them all or, if it fails, none. The constraints that make a
-/// callback exactly-once hold here too, so a bank's callback racing the run is posted once.
+/// Applies each line that [`classify`] found recoverable exactly as a `succeeded` callback with
+/// its `bank_txn_id` would be (an accepted payment, or an exception into suspense), each in a
+/// savepoint of the run's transaction: the run records them all or, if it fails, none. The
+/// constraints that make a callback exactly-once hold here too, so a bank's callback racing the
+/// run is posted once. Each applied line's item is rewritten with what happened to it.
 async fn recover(
     client: &mut deadpool_postgres::Transaction<'_>,
+    run_id: &RunId,
     bank: &BankCode,
+    date: Date,
+    tally: &mut Tally,
 ) -> Result<(), ReconcileError> {
+    let (day_start, day_end) = business_day(date);
     let mut after: i32 = 0;
     loop {
         let rows = client
             .query(
-                "SELECT line, bank_txn_id, payment_id, statement_amount, currency, paid_at
-                 FROM classified WHERE outcome = 'unmatched' AND line > $1 ORDER BY line LIMIT $2",
+                "SELECT line, bank_txn_id, payment_id, amount, currency, paid_at
+                 FROM recoverable_lines WHERE line > $1 ORDER BY line LIMIT $2",
                 &[&after, &RECOVERY_BATCH_ROWS],
             )
             .await?;
@@ -471,8 +527,10 @@ async fn recover(
         let mut outcomes = Vec::with_capacity(rows.len());
         let mut details: Vec<Option<String>> = Vec::with_capacity(rows.len());
         let mut credited = Vec::with_capacity(rows.len());
+        let mut elsewhere = Vec::with_capacity(rows.len());
         for row in &rows {
             let amount: Decimal = row.get(3);
+            let paid_at: OffsetDateTime = row.get(5);
             let callback = Callback {
                 bank_txn_id: BankTxnId::from_trusted(row.get(1)),
                 payment_id: PaymentId::from_trusted(row.get(2)),
@@ -482,9 +540,7 @@ async fn recover(
                     ))
                 })?,
                 currency: row.get(4),
-                status: CallbackStatus::Succeeded {
-                    paid_at: row.get(5),
-                },
+                status: CallbackStatus::Succeeded { paid_at },
                 failure_reason: None,
             };
             let applied =
@@ -516,129 +572,235 @@ async fn recover(
             outcomes.push(outcome.as_str());
             details.push(detail);
             credited.push(paid);
+            // The line's own time is the record's now: a record of another day is remembered
+            // as matched, as [`classify`] does for the lines it matched.
+            elsewhere.push(paid_at < day_start || paid_at >= day_end);
         }
-        client
-            .execute(
-                "UPDATE classified k SET outcome = r.outcome, detail = r.detail,
-                     gateway_amount = CASE WHEN r.outcome IN ('recovered', 'matched') THEN k.statement_amount END,
-                     gateway_paid_at = CASE WHEN r.outcome IN ('recovered', 'matched') THEN k.paid_at END,
-                     obligation = CASE WHEN r.credited THEN
-                         (SELECT p.obligation FROM payments p WHERE p.id = k.payment_id) END
-                 FROM unnest($1::int[], $2::text[], $3::text[], $4::bool[]) AS r(line, outcome, detail, credited)
-                 WHERE k.line = r.line",
-                &[&lines, &outcomes, &details, &credited],
+        let changed = client
+            .query(
+                "WITH changed AS (
+                     UPDATE reconciliation_items i SET outcome = r.outcome, detail = r.detail,
+                         gateway_amount = CASE WHEN r.outcome IN ('recovered', 'matched')
+                                               THEN i.statement_amount END,
+                         obligation = CASE WHEN r.credited THEN
+                             (SELECT p.obligation FROM payments p WHERE p.id = i.payment_id) END
+                     FROM unnest($2::int[], $3::text[], $4::text[], $5::bool[], $6::bool[])
+                          AS r(line, outcome, detail, credited, elsewhere)
+                     WHERE i.run_id = $1 AND i.id = r.line
+                     RETURNING i.outcome, i.obligation, i.statement_amount, i.bank_txn_id, r.elsewhere
+                 ),
+                 remembered AS (
+                     INSERT INTO reconciled_transactions (bank_code, bank_txn_id, run_id)
+                     SELECT $7, bank_txn_id, $1 FROM changed
+                     WHERE outcome IN ('matched', 'recovered') AND elsewhere
+                     ON CONFLICT DO NOTHING
+                 )
+                 SELECT outcome, obligation, statement_amount FROM changed",
+                &[
+                    &run_id.as_str(),
+                    &lines,
+                    &outcomes,
+                    &details,
+                    &credited,
+                    &elsewhere,
+                    &bank.as_str(),
+                ],
             )
             .await?;
+        if changed.len() != rows.len() {
+            return Err(ReconcileError::Internal(anyhow::anyhow!(
+                "{} recoverable lines were applied but {} of their items rewritten",
+                rows.len(),
+                changed.len()
+            )));
+        }
+        for row in &changed {
+            let amount = Totals::new(1, row.get(2));
+            tally.remove(Outcome::MissingInGateway, None, amount)?;
+            tally.add(row.get(0), row.get(1), amount)?;
+        }
     }
 }
 
-/// Writes the run's items: every statement line in file order, then paygate's records of the
-/// day that no statement carried.
-async fn record_items(
+/// Writes paygate's records of the day that no statement carried, after every line (their
+/// `id`s follow the last line's number), oldest first.
+async fn missing_in_bank(
     client: &deadpool_postgres::Transaction<'_>,
     run_id: &RunId,
     bank: &BankCode,
     date: Date,
+    last_line: i32,
+    tally: &mut Tally,
 ) -> Result<(), ReconcileError> {
-    let run_id = run_id.as_str();
     let (day_start, day_end) = business_day(date);
+    let after = i64::from(last_line);
+    // First the day's records that no line of this statement carried and no other day's
+    // statement matched: the gaps, few, found against the statement's own lines.
     client
         .execute(
-            "INSERT INTO reconciliation_items (run_id, outcome, line, bank_txn_id, payment_id,
-                 statement_amount, gateway_amount, obligation, detail)
-             SELECT $1, outcome, line, bank_txn_id, payment_id, statement_amount, gateway_amount,
-                    obligation, detail
-             FROM (SELECT line, outcome, bank_txn_id, payment_id, statement_amount, gateway_amount,
-                          obligation, detail FROM classified
-                   UNION ALL
-                   SELECT line, 'invalid_line', NULL, NULL, NULL, NULL, NULL, error
-                   FROM statement_lines WHERE error IS NOT NULL) lines
-             ORDER BY line",
-            &[&run_id],
-        )
-        .await?;
-    client
-        .execute(
-            "INSERT INTO reconciliation_items (run_id, outcome, line, bank_txn_id, payment_id,
-                 statement_amount, gateway_amount, obligation, detail)
-             SELECT $1, 'missing_in_bank', NULL, c.bank_txn_id, c.payment_id, NULL, c.amount, NULL,
-                    'paygate recorded this payment at ' || to_char(c.paid_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')
-                    || '; no statement carried it'
+            "INSERT INTO unstated (bank_txn_id, payment_id, amount, paid_at)
+             SELECT c.bank_txn_id, c.payment_id, c.amount, c.paid_at
              FROM bank_callbacks c
-             WHERE c.bank_code = $2 AND c.outcome IN ('paid', 'exception')
-               AND c.paid_at >= $3 AND c.paid_at < $4
+             WHERE c.bank_code = $1 AND c.outcome IN ('paid', 'exception')
+               AND c.paid_at >= $2 AND c.paid_at < $3
                AND NOT EXISTS (SELECT 1 FROM statement_lines s WHERE s.bank_txn_id = c.bank_txn_id)
-               -- Carried by another day's statement (a timing difference, not a gap)...
+               -- Carried by another day's statement (a timing difference, not a gap).
                AND NOT EXISTS (SELECT 1 FROM reconciled_transactions r
-                               WHERE r.bank_code = c.bank_code AND r.bank_txn_id = c.bank_txn_id)
-               -- ... or matched by an earlier run of this day.
-               AND NOT EXISTS (SELECT 1 FROM reconciliation_items i
-                               JOIN reconciliation_runs e ON e.id = i.run_id
-                               WHERE e.bank_code = $2 AND e.date = $5 AND e.id <> $1
-                                 AND i.outcome IN ('matched', 'recovered')
-                                 AND i.bank_txn_id = c.bank_txn_id)
-             ORDER BY c.paid_at, c.bank_txn_id",
-            &[&run_id, &bank.as_str(), &day_start, &day_end, &date],
+                               WHERE r.bank_code = c.bank_code AND r.bank_txn_id = c.bank_txn_id)",
+            &[&bank.as_str(), &day_start, &day_end],
         )
         .await?;
-    // Only matches of another day's records need remembering: a record of this day that this
-    // run matched is found among this run's items by a later run of the same day. (Recording
-    // every match would write a million index entries per run for nothing.)
-    client
-        .execute(
-            "INSERT INTO reconciled_transactions (bank_code, bank_txn_id, run_id)
-             SELECT $2, bank_txn_id, $1 FROM classified
-             WHERE outcome IN ('matched', 'recovered')
-               AND NOT (gateway_paid_at >= $3 AND gateway_paid_at < $4)
-             ON CONFLICT DO NOTHING",
-            &[&run_id, &bank.as_str(), &day_start, &day_end],
+    // Then those an earlier run of this day matched. The earlier runs' items are read in one
+    // pass filtered by the gaps' ids, never joined with them: those items were committed
+    // moments ago, perhaps before the planner's statistics counted them, and a plan built on
+    // "a handful of items" would read a million of them once per gap (seen: minutes).
+    let gaps: Vec<String> = client
+        .query("SELECT bank_txn_id FROM unstated", &[])
+        .await?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    let earlier: Vec<String> = client
+        .query(
+            "SELECT id FROM reconciliation_runs WHERE bank_code = $1 AND date = $2 AND id <> $3",
+            &[&bank.as_str(), &date, &run_id.as_str()],
+        )
+        .await?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    let matched_earlier: Vec<String> = if gaps.is_empty() || earlier.is_empty() {
+        Vec::new()
+    } else {
+        client
+            .query(
+                "SELECT DISTINCT bank_txn_id FROM reconciliation_items
+                 WHERE run_id = ANY($1) AND outcome IN ('matched', 'recovered')
+                   AND bank_txn_id = ANY($2)",
+                &[&earlier, &gaps],
+            )
+            .await?
+            .iter()
+            .map(|row| row.get(0))
+            .collect()
+    };
+    let row = client
+        .query_one(
+            "WITH written AS (
+                 INSERT INTO reconciliation_items (id, run_id, outcome, line, bank_txn_id,
+                     payment_id, statement_amount, gateway_amount, obligation, detail)
+                 OVERRIDING SYSTEM VALUE
+                 SELECT $2 + row_number() OVER (ORDER BY u.paid_at, u.bank_txn_id), $1,
+                        'missing_in_bank', NULL, u.bank_txn_id, u.payment_id, NULL, u.amount, NULL,
+                        'paygate recorded this payment at ' || to_char(u.paid_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')
+                        || '; no statement carried it'
+                 FROM unstated u
+                 WHERE NOT (u.bank_txn_id = ANY($3))
+                 RETURNING gateway_amount
+             )
+             SELECT count(*), coalesce(sum(gateway_amount), 0) FROM written",
+            &[&run_id.as_str(), &after, &matched_earlier],
         )
         .await?;
-    Ok(())
+    tally.add(
+        Outcome::MissingInBank,
+        None,
+        Totals::new(row.get(0), row.get(1)),
+    )
 }
 
-/// The run's summary (every outcome, zeros included) and its by-obligation totals.
-async fn totals(
-    client: &deadpool_postgres::Transaction<'_>,
-    run_id: &RunId,
-) -> Result<(TotalsBy<Outcome>, TotalsBy<ObligationCode>), ReconcileError> {
-    let rows = client
-        .query(
-            "SELECT outcome, count(*),
-                    coalesce(sum(CASE WHEN outcome = 'missing_in_bank' THEN gateway_amount
-                                      ELSE statement_amount END), 0)
-             FROM reconciliation_items WHERE run_id = $1 GROUP BY outcome",
-            &[&run_id.as_str()],
-        )
-        .await?;
-    let mut summary = TotalsBy::zeros(Outcome::ALL);
-    for row in &rows {
-        summary.set(row.get(0), Totals::new(row.get(1), row.get(2)));
+/// A run's totals, kept as its items are written (so that a million items are not read back
+/// to sum them): count and amount by outcome and, for the matched and recovered items credited
+/// to an agency, by obligation. The amount is the statement's, or paygate's for an item no
+/// statement line carried.
+#[derive(Debug, Default)]
+struct Tally(HashMap<(Outcome, Option<String>), Totals>);
+
+impl Tally {
+    fn add(
+        &mut self,
+        outcome: Outcome,
+        obligation: Option<String>,
+        totals: Totals,
+    ) -> Result<(), ReconcileError> {
+        let entry = self.0.entry((outcome, obligation)).or_insert(Totals::ZERO);
+        *entry = combine(*entry, totals, i64::checked_add, Decimal::checked_add)?;
+        Ok(())
     }
-    let rows = client
-        .query(
-            "SELECT obligation, count(*), sum(statement_amount) FROM reconciliation_items
-             WHERE run_id = $1 AND outcome IN ('matched', 'recovered') AND obligation IS NOT NULL
-             GROUP BY obligation",
-            &[&run_id.as_str()],
-        )
-        .await?;
-    // The catalog decides which obligations a run lists, read in the run's transaction.
-    let active = client
-        .query("SELECT code FROM obligations WHERE active", &[])
-        .await?;
-    let by_obligation = TotalsBy::of_obligations(
-        active
-            .iter()
-            .map(|row| ObligationCode::from_trusted(row.get::<_, String>(0))),
-        rows.iter().map(|row| {
-            (
-                ObligationCode::from_trusted(row.get::<_, String>(0)),
-                Totals::new(row.get(1), row.get(2)),
-            )
-        }),
-    );
-    Ok((summary, by_obligation))
+
+    fn remove(
+        &mut self,
+        outcome: Outcome,
+        obligation: Option<String>,
+        totals: Totals,
+    ) -> Result<(), ReconcileError> {
+        let entry = self.0.entry((outcome, obligation)).or_insert(Totals::ZERO);
+        let left = combine(*entry, totals, i64::checked_sub, Decimal::checked_sub)?;
+        // An item taken out of its first outcome was counted there: the tally never goes
+        // below zero.
+        if left.count < 0 || left.amount.is_sign_negative() {
+            return Err(ReconcileError::Internal(anyhow::anyhow!(
+                "the tally of {outcome} went below zero"
+            )));
+        }
+        *entry = left;
+        Ok(())
+    }
+
+    /// The run's summary (every outcome, zeros included) and its by-obligation totals (every
+    /// obligation the catalog lists as active, read in the run's transaction, plus any other
+    /// with money in the run).
+    async fn totals(
+        &self,
+        client: &deadpool_postgres::Transaction<'_>,
+    ) -> Result<(TotalsBy<Outcome>, TotalsBy<ObligationCode>), ReconcileError> {
+        let mut summary = TotalsBy::zeros(Outcome::ALL);
+        for outcome in Outcome::ALL {
+            let mut sum = Totals::ZERO;
+            for ((of, _), totals) in &self.0 {
+                if *of == outcome {
+                    sum = combine(sum, *totals, i64::checked_add, Decimal::checked_add)?;
+                }
+            }
+            summary.set(outcome, sum);
+        }
+        let mut credited: HashMap<&str, Totals> = HashMap::new();
+        for ((outcome, obligation), totals) in &self.0 {
+            if let (Outcome::Matched | Outcome::Recovered, Some(obligation)) = (outcome, obligation)
+            {
+                let entry = credited.entry(obligation.as_str()).or_insert(Totals::ZERO);
+                *entry = combine(*entry, *totals, i64::checked_add, Decimal::checked_add)?;
+            }
+        }
+        let active = client
+            .query("SELECT code FROM obligations WHERE active", &[])
+            .await?;
+        let by_obligation = TotalsBy::of_obligations(
+            active
+                .iter()
+                .map(|row| ObligationCode::from_trusted(row.get::<_, String>(0))),
+            credited
+                .into_iter()
+                .map(|(code, totals)| (ObligationCode::from_trusted(code.to_owned()), totals)),
+        );
+        Ok((summary, by_obligation))
+    }
+}
+
+/// `a` and `b` combined by `count` and `amount`, or an internal error on overflow (a run's
+/// totals never come near the limits; reaching one means something is broken).
+fn combine(
+    a: Totals,
+    b: Totals,
+    count: fn(i64, i64) -> Option<i64>,
+    amount: fn(Decimal, Decimal) -> Option<Decimal>,
+) -> Result<Totals, ReconcileError> {
+    match (count(a.count, b.count), amount(a.amount, b.amount)) {
+        (Some(count), Some(amount)) => Ok(Totals::new(count, amount)),
+        _ => Err(ReconcileError::Internal(anyhow::anyhow!(
+            "a run's totals overflowed"
+        ))),
+    }
 }
 
 #[cfg(test)]

@@ -192,6 +192,7 @@ fn the_test_clock_formats_unix_seconds_as_rfc_3339() {
 
 mod callback_table;
 mod concurrency;
+mod group_commit;
 mod hostile_input;
 mod inquiry;
 mod late_callbacks;

@@ -515,4 +515,5 @@ mod limits;
 mod outcomes;
 mod runs;
 mod statement_files;
+mod storage;
 mod validation;

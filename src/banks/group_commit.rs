@@ -1,0 +1,352 @@
+//! Group commit of bank callbacks: callbacks that arrive together are decided and written in
+//! one database transaction, so that a burst of callbacks costs one commit (one WAL flush)
+//! instead of one each.
+//!
+//! Each callback is still atomic on its own and decided exactly as it would be alone:
+//!
+//! - A batch runs its callbacks one after another, in arrival order, each in a savepoint of the
+//!   batch's transaction ([`callbacks::process_on`]). A callback sees every earlier callback of
+//!   its batch as if that one had committed before it: a redelivery inside one batch is a
+//!   `duplicate`, a second payment of one order an `exception`, a reused `bank_txn_id` a
+//!   conflict.
+//! - A callback whose savepoint fails is rolled back alone; its neighbours go on. If it failed
+//!   for a reason a retry cures (a deadlock with another batch, say), it is decided again alone,
+//!   in a transaction of its own, once its batch has committed.
+//! - No answer leaves before the batch's commit has succeeded. When the commit fails (the
+//!   connection broke, the server restarted), nothing of the batch was kept, or, if the commit
+//!   did reach the server, every callback of it was: each callback is then decided again alone,
+//!   which either applies it or finds it recorded and answers as a redelivery, never twice.
+//!
+//! Callbacks are spread over a few lanes, each with its own queue and at most one batch in
+//! flight. A lane is chosen by the order's id, so that every callback for one order meets the
+//! others in one lane, in arrival order, instead of waiting for another lane's lock. A lane
+//! takes what waits in its queue when its previous batch has committed (at most
+//! [`MAX_BATCH`]); under light load that is one callback, which costs what it cost before.
+
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool_postgres::{GenericClient, Pool};
+use time::OffsetDateTime;
+use tokio::sync::{mpsc, oneshot};
+
+use super::callbacks::{
+    self, Callback, CallbackError, CallbackOutcome, CallbackStatus, Source,
+    MAX_PAID_AT_BEFORE_CREATION,
+};
+use super::store::{self, Paying};
+use crate::cases;
+use crate::config::MAX_CALLBACK_LANES;
+use crate::db::DbError;
+use crate::domain::BankCode;
+use crate::ledger::{self, Kind, Posting};
+use crate::notifications::outbox::{self, EventType};
+use crate::payments::model::{Payment, PaymentStatus};
+use crate::telemetry::Metrics;
+
+/// At most this many callbacks share a transaction. Each one is a subtransaction, and
+/// PostgreSQL keeps the first 64 subtransactions of a transaction in shared memory: beyond
+/// that every snapshot taken by any session becomes slower. A callback that reclaims an
+/// expired order's reference takes a second one, so 32 callbacks stay within 64.
+pub const MAX_BATCH: usize = 32;
+/// Callbacks queued for one lane beyond this wait to be queued (the HTTP request waits).
+const QUEUE_PER_LANE: usize = 1_024;
+
+type Decision = Result<CallbackOutcome, CallbackError>;
+
+/// A callback waiting for its batch, with the way back to its request.
+struct Job {
+    bank: BankCode,
+    callback: Callback,
+    reply: oneshot::Sender<Decision>,
+}
+
+/// The lanes of this process; every bank callback goes through [`GroupCommit::process`].
+pub struct GroupCommit {
+    lanes: Vec<mpsc::Sender<Job>>,
+}
+
+impl GroupCommit {
+    /// Starts the lanes on the current Tokio runtime. They stop when the last handle is
+    /// dropped, after answering every callback queued.
+    ///
+    /// `lanes` is 1 to `MAX_CALLBACK_LANES`; `gather_ms` is how long a lane waits for more
+    /// callbacks after the first of a batch: 0 takes only those already waiting, so that a
+    /// lone callback is never delayed.
+    pub fn start(pool: Pool, metrics: Arc<Metrics>, lanes: usize, gather_ms: u64) -> Self {
+        assert!(
+            (1..=MAX_CALLBACK_LANES).contains(&lanes),
+            "1 to {MAX_CALLBACK_LANES} lanes"
+        );
+        let gather = Duration::from_millis(gather_ms);
+        let lanes = (0..lanes)
+            .map(|_| {
+                let (sender, queue) = mpsc::channel(QUEUE_PER_LANE);
+                tokio::spawn(run_lane(pool.clone(), metrics.clone(), queue, gather));
+                sender
+            })
+            .collect();
+        GroupCommit { lanes }
+    }
+
+    /// Decides and applies a bank's callback in the next batch of its lane; answers once that
+    /// batch has committed.
+    pub async fn process(&self, bank: &BankCode, callback: &Callback) -> Decision {
+        let mut hasher = DefaultHasher::new();
+        callback.payment_id.as_str().hash(&mut hasher);
+        let lane = &self.lanes[(hasher.finish() % self.lanes.len() as u64) as usize];
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            bank: bank.clone(),
+            callback: callback.clone(),
+            reply,
+        };
+        // A lane ends only when this process drops its handle, and it answers what it took
+        // before it ends; a lane that is gone (it panicked) is reported as unavailable.
+        lane.send(job)
+            .await
+            .map_err(|_| CallbackError::LaneStopped)?;
+        answer.await.map_err(|_| CallbackError::LaneStopped)?
+    }
+}
+
+async fn run_lane(
+    pool: Pool,
+    metrics: Arc<Metrics>,
+    mut queue: mpsc::Receiver<Job>,
+    gather: Duration,
+) {
+    let mut jobs = Vec::with_capacity(MAX_BATCH);
+    while queue.recv_many(&mut jobs, MAX_BATCH).await > 0 {
+        if !gather.is_zero() {
+            let deadline = tokio::time::Instant::now() + gather;
+            while jobs.len() < MAX_BATCH {
+                let wanted = MAX_BATCH - jobs.len();
+                match tokio::time::timeout_at(deadline, queue.recv_many(&mut jobs, wanted)).await {
+                    Ok(received) if received > 0 => continue,
+                    _ => break,
+                }
+            }
+        }
+        metrics.callback_batch_size.observe(jobs.len() as f64);
+        commit_batch(&pool, std::mem::take(&mut jobs)).await;
+    }
+}
+
+/// Runs one batch and answers every callback of it.
+async fn commit_batch(pool: &Pool, jobs: Vec<Job>) {
+    let decisions = match decide_together(pool, &jobs).await {
+        Ok(decisions) => decisions,
+        Err(err) => {
+            tracing::warn!(error = %err, callbacks = jobs.len(), "a batch of callbacks failed to commit; deciding each alone");
+            jobs.iter().map(|_| None).collect()
+        }
+    };
+    let mut again = Vec::new();
+    for (job, decision) in jobs.into_iter().zip(decisions) {
+        match decision {
+            Some(decision) => {
+                // The request may have gone (the client hung up); its callback stands.
+                let _ = job.reply.send(decision);
+            }
+            None => again.push(job),
+        }
+    }
+    // Decided again alone, after every neighbour has its answer.
+    for job in again {
+        let decision = callbacks::process(pool, &job.bank, &job.callback, Source::Callback).await;
+        let _ = job.reply.send(decision);
+    }
+}
+
+/// Decides the batch's callbacks in one transaction, in order: the decisions once the
+/// transaction has committed, `None` for a callback to decide again alone.
+async fn decide_together(pool: &Pool, jobs: &[Job]) -> Result<Vec<Option<Decision>>, DbError> {
+    let mut client = pool.get().await?;
+    let mut transaction = client.transaction().await?;
+    let paid = pay_in_bulk(&transaction, jobs).await?;
+    let mut decisions = Vec::with_capacity(jobs.len());
+    for (job, paid) in jobs.iter().zip(paid) {
+        if paid {
+            decisions.push(Some(Ok(CallbackOutcome::Accepted {
+                payment_id: job.callback.payment_id.clone(),
+                payment_status: PaymentStatus::Paid,
+            })));
+            continue;
+        }
+        let decision =
+            callbacks::process_on(&mut transaction, &job.bank, &job.callback, Source::Callback)
+                .await;
+        decisions.push(match decision {
+            Err(err) if err.is_transient() => None,
+            decision => Some(decision),
+        });
+    }
+    transaction.commit().await?;
+    Ok(decisions)
+}
+
+/// Pays, in a handful of statements for the whole batch, the callbacks that can only pay a
+/// pending order: a `succeeded` callback whose order and `bank_txn_id` no other callback of
+/// the batch names, not recorded before, for an existing pending order, with its amount and
+/// currency, and a `paid_at` the order's creation allows. That is the callback table's
+/// first-payment row, and what almost every callback is; each gets the answer and the rows
+/// ([`callbacks::process_on`]'s `pay`) it would get alone. Sharing nothing with its neighbours,
+/// it may be written before those that arrived ahead of it without changing any outcome.
+///
+/// Returns, per callback, whether it was paid here; the others are decided one by one
+/// afterwards. Should the writes fail (a concurrent transaction recorded one of the
+/// `bank_txn_id`s first), they are rolled back and every callback is decided one by one.
+async fn pay_in_bulk(
+    transaction: &deadpool_postgres::Transaction<'_>,
+    jobs: &[Job],
+) -> Result<Vec<bool>, DbError> {
+    let mut paid = vec![false; jobs.len()];
+    // A lone callback costs the same either way.
+    if jobs.len() < 2 {
+        return Ok(paid);
+    }
+    let mut per_order: HashMap<&str, usize> = HashMap::new();
+    let mut per_txn: HashMap<(&str, &str), usize> = HashMap::new();
+    for job in jobs {
+        *per_order
+            .entry(job.callback.payment_id.as_str())
+            .or_default() += 1;
+        *per_txn
+            .entry((job.bank.as_str(), job.callback.bank_txn_id.as_str()))
+            .or_default() += 1;
+    }
+    let candidates: Vec<(usize, &Job, OffsetDateTime)> = jobs
+        .iter()
+        .enumerate()
+        .filter_map(|(n, job)| match job.callback.status {
+            CallbackStatus::Succeeded { paid_at }
+                if per_order[job.callback.payment_id.as_str()] == 1
+                    && per_txn[&(job.bank.as_str(), job.callback.bank_txn_id.as_str())] == 1 =>
+            {
+                Some((n, job, paid_at))
+            }
+            _ => None,
+        })
+        .collect();
+    if candidates.is_empty() {
+        return Ok(paid);
+    }
+    let banks: Vec<&str> = candidates
+        .iter()
+        .map(|(_, job, _)| job.bank.as_str())
+        .collect();
+    let txn_ids: Vec<&str> = candidates
+        .iter()
+        .map(|(_, job, _)| job.callback.bank_txn_id.as_str())
+        .collect();
+    let payment_ids: Vec<&str> = candidates
+        .iter()
+        .map(|(_, job, _)| job.callback.payment_id.as_str())
+        .collect();
+    let (recorded, orders) = futures_util::future::try_join(
+        store::recorded_among(transaction, &banks, &txn_ids),
+        store::lock_orders(transaction, &payment_ids),
+    )
+    .await?;
+    let mut paying = Vec::new();
+    for (n, job, paid_at) in candidates {
+        let callback = &job.callback;
+        let key = (
+            job.bank.as_str().to_owned(),
+            callback.bank_txn_id.as_str().to_owned(),
+        );
+        let Some(order) = orders.get(callback.payment_id.as_str()) else {
+            continue;
+        };
+        let first_payment = !recorded.contains(&key)
+            && order.status == PaymentStatus::Pending
+            && callback.amount == order.amount
+            && callback.currency == order.currency
+            && paid_at >= order.created_at - MAX_PAID_AT_BEFORE_CREATION;
+        if first_payment {
+            paying.push((
+                n,
+                order,
+                Paying {
+                    bank: &job.bank,
+                    callback,
+                    paid_at,
+                },
+            ));
+        }
+    }
+    if paying.is_empty() {
+        return Ok(paid);
+    }
+    transaction.batch_execute("SAVEPOINT pay_in_bulk").await?;
+    match write_payments(transaction, &paying).await {
+        Ok(()) => {
+            for (n, order, _) in &paying {
+                paid[*n] = true;
+                tracing::info!(payment_id = %order.id, bank = %jobs[*n].bank, source = "callback", "payment accepted");
+            }
+        }
+        Err(err) => {
+            tracing::info!(error = %err, "paying a batch at once failed; deciding its callbacks one by one");
+            transaction
+                .batch_execute("ROLLBACK TO SAVEPOINT pay_in_bulk")
+                .await?;
+        }
+    }
+    Ok(paid)
+}
+
+/// The rows of [`pay_in_bulk`]'s payments: the callbacks, the orders, the ledger
+/// transactions, the `payment.paid` events and the inquiries resolved.
+async fn write_payments(
+    client: &impl GenericClient,
+    paying: &[(usize, &Payment, Paying<'_>)],
+) -> Result<(), tokio_postgres::Error> {
+    let records: Vec<Paying<'_>> = paying
+        .iter()
+        .map(|(_, _, p)| Paying {
+            bank: p.bank,
+            callback: p.callback,
+            paid_at: p.paid_at,
+        })
+        .collect();
+    let callback_ids = store::record_paying(client, &records).await?;
+    let mut postings = Vec::with_capacity(paying.len());
+    let mut events = Vec::with_capacity(paying.len());
+    for (_, order, p) in paying {
+        let key = (
+            p.bank.as_str().to_owned(),
+            p.callback.bank_txn_id.as_str().to_owned(),
+        );
+        postings.push(Posting::transfer(
+            Kind::Payment,
+            callback_ids[&key],
+            &order.id,
+            p.bank,
+            ledger::agency_account(&order.agency, &order.obligation),
+            order.amount,
+        ));
+        let paid = Payment {
+            status: PaymentStatus::Paid,
+            paid_at: Some(p.paid_at),
+            bank: Some(p.bank.clone()),
+            bank_txn_id: Some(p.callback.bank_txn_id.clone()),
+            ..(*order).clone()
+        };
+        events.push((&order.agency, &order.id, paid.to_json()));
+    }
+    let payment_ids: Vec<&str> = paying
+        .iter()
+        .map(|(_, order, _)| order.id.as_str())
+        .collect();
+    futures_util::future::try_join3(
+        ledger::post_callbacks(client, &postings),
+        outbox::record_many(client, EventType::Paid, &events),
+        cases::opening::resolve_paid_inquiries_of(client, &payment_ids),
+    )
+    .await?;
+    Ok(())
+}
