@@ -216,11 +216,18 @@ pub async fn create_payment(
         .ok_or_else(|| ApiError::internal(anyhow::anyhow!("an agency key without an agency")))?;
     let key = idempotency_key(&req)?;
     let fingerprint = idempotency::request_fingerprint(&body);
-    let created = match store::stored_answer(&state.pool, &agency, &key, &fingerprint).await? {
-        Some(replayed) => replayed,
-        None => {
-            let order = parse_new_payment(agency, &body, OffsetDateTime::now_utc())?;
-            store::create(&state.pool, &key, &fingerprint, order).await?
+    // A valid body goes straight to the transaction that claims its key, which answers a retry
+    // with the first request's answer; only an invalid one looks for a stored answer first, so
+    // that a retry is answered as the first request was even when a rule that depends on the
+    // time (`expires_at` in the future) would now refuse its body. (A new order thus costs no
+    // lookup of its key outside its transaction.)
+    let created = match parse_new_payment(agency.clone(), &body, OffsetDateTime::now_utc()) {
+        Ok(order) => store::create(&state.pool, &key, &fingerprint, order).await?,
+        Err(invalid) => {
+            match store::stored_answer(&state.pool, &agency, &key, &fingerprint).await? {
+                Some(replayed) => replayed,
+                None => return Err(invalid),
+            }
         }
     };
     match created {

@@ -31,9 +31,9 @@ pub enum Created {
 }
 
 /// The stored answer for `key`, if a request with it completed: replayed when the body is the
-/// same, [`PaymentError::KeyReused`] when it differs. Looked up before the body's rules are
-/// checked, so that a retry is answered as the first request was even when a rule that depends
-/// on the time (`expires_at` in the future) would now refuse the body.
+/// same, [`PaymentError::KeyReused`] when it differs. Looked up when the body breaks a rule,
+/// so that a retry is answered as the first request was even when a rule that depends on the
+/// time (`expires_at` in the future) would now refuse the body.
 pub async fn stored_answer(
     pool: &Pool,
     agency: &AgencyCode,
