@@ -92,11 +92,15 @@ async fn set_notify_url(app: &TestApp, code: &str, url: Option<&str>) {
     assert_eq!(agency["notify_url"], json!(url), "{agency}");
 }
 
-/// A URL nothing listens on: the port of a listener that was bound and closed.
+/// A URL nothing listens on, on a port no other test can take.
 fn refused_url() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    let port = listener.local_addr().expect("its address").port();
-    drop(listener);
+    // Bound but never listened on: a connection is refused at once, and, the port being held
+    // until the test process ends, no other test's server can take it meanwhile (a port merely
+    // released was once taken by another test's receiver, which answered 404).
+    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+    socket.bind("127.0.0.1:0".parse().expect("an address")).expect("bind an ephemeral port");
+    let port = socket.local_addr().expect("its address").port();
+    std::mem::forget(socket);
     format!("http://127.0.0.1:{port}{HOOK_PATH}")
 }
 
