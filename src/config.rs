@@ -342,6 +342,20 @@ mod tests {
     }
 
     #[test]
+    fn the_callback_lanes_are_read() {
+        assert_eq!(
+            config_from(&[("PAYGATE_CALLBACK_LANES", "4")])
+                .unwrap()
+                .callback_lanes,
+            4
+        );
+        assert_eq!(
+            config_from(&[]).unwrap().callback_lanes,
+            DEFAULT_CALLBACK_LANES
+        );
+    }
+
+    #[test]
     fn a_migration_url_without_a_database_url_is_refused() {
         let err = config_from(&[(
             "PAYGATE_MIGRATION_DATABASE_URL",
@@ -379,6 +393,9 @@ mod tests {
             ("PAYGATE_NOTIFY_ALLOW_PRIVATE", "maybe"),
             ("PAYGATE_SEAL_INTERVAL_MS", "10001"),
             ("PAYGATE_SEAL_INTERVAL_MS", "-1"),
+            ("PAYGATE_CALLBACK_LANES", "0"),
+            ("PAYGATE_CALLBACK_LANES", "17"),
+            ("PAYGATE_CALLBACK_LANES", "two"),
             ("PAYGATE_SEAL_KEY", "abc"),
             ("PAYGATE_SEAL_PREVIOUS_KEYS", "zz"),
             ("RUST_LOG", "paygate=loud"),
