@@ -23,6 +23,9 @@ pub const DEFAULT_SEAL_INTERVAL_MS: u64 = 2_000;
 pub const DEFAULT_CALLBACK_LANES: usize = 2;
 /// The most callback lanes: each holds a database connection while its batch runs.
 pub const MAX_CALLBACK_LANES: usize = 16;
+/// Order lanes by default (BENCHMARKS.md section 10), and at most, as for callbacks.
+pub const DEFAULT_ORDER_LANES: usize = 2;
+pub const MAX_ORDER_LANES: usize = 16;
 /// New transactions must be sealed within 10 seconds, so no longer interval is accepted.
 const MAX_SEAL_INTERVAL_MS: u64 = 10_000;
 
@@ -65,6 +68,11 @@ pub struct Config {
     /// only those already waiting. Not an environment setting: tests raise it to put
     /// concurrent callbacks into one batch for certain.
     pub callback_gather_ms: u64,
+    /// `PAYGATE_ORDER_LANES`: how many batches of new orders may be in flight at once (see
+    /// `payments::group_commit`).
+    pub order_lanes: usize,
+    /// As `callback_gather_ms`, for new orders; not an environment setting.
+    pub order_gather_ms: u64,
 }
 
 /// A configuration variable with a value that cannot be used.
@@ -94,6 +102,8 @@ impl Default for Config {
             seal_previous_keys: Vec::new(),
             callback_lanes: DEFAULT_CALLBACK_LANES,
             callback_gather_ms: 0,
+            order_lanes: DEFAULT_ORDER_LANES,
+            order_gather_ms: 0,
         }
     }
 }
@@ -199,16 +209,29 @@ impl Config {
                     ),
                 })?;
         }
-        if let Some(value) = get("PAYGATE_CALLBACK_LANES") {
-            config.callback_lanes = value
-                .parse::<usize>()
-                .ok()
-                .filter(|lanes| (1..=MAX_CALLBACK_LANES).contains(lanes))
-                .ok_or_else(|| ConfigError {
-                    variable: "PAYGATE_CALLBACK_LANES",
-                    value: value.clone(),
-                    expected: format!("a whole number from 1 to {MAX_CALLBACK_LANES}"),
-                })?;
+        for (variable, lanes, max) in [
+            (
+                "PAYGATE_CALLBACK_LANES",
+                &mut config.callback_lanes,
+                MAX_CALLBACK_LANES,
+            ),
+            (
+                "PAYGATE_ORDER_LANES",
+                &mut config.order_lanes,
+                MAX_ORDER_LANES,
+            ),
+        ] {
+            if let Some(value) = get(variable) {
+                *lanes = value
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|count| (1..=max).contains(count))
+                    .ok_or_else(|| ConfigError {
+                        variable,
+                        value: value.clone(),
+                        expected: format!("a whole number from 1 to {max}"),
+                    })?;
+            }
         }
         if let Some(value) = get("PAYGATE_SEAL_KEY") {
             config.seal_key = Some(
@@ -342,16 +365,17 @@ mod tests {
     }
 
     #[test]
-    fn the_callback_lanes_are_read() {
+    fn the_callback_and_order_lanes_are_read() {
+        let config = config_from(&[
+            ("PAYGATE_CALLBACK_LANES", "4"),
+            ("PAYGATE_ORDER_LANES", "3"),
+        ])
+        .unwrap();
+        assert_eq!((config.callback_lanes, config.order_lanes), (4, 3));
+        let config = config_from(&[]).unwrap();
         assert_eq!(
-            config_from(&[("PAYGATE_CALLBACK_LANES", "4")])
-                .unwrap()
-                .callback_lanes,
-            4
-        );
-        assert_eq!(
-            config_from(&[]).unwrap().callback_lanes,
-            DEFAULT_CALLBACK_LANES
+            (config.callback_lanes, config.order_lanes),
+            (DEFAULT_CALLBACK_LANES, DEFAULT_ORDER_LANES)
         );
     }
 
@@ -396,6 +420,8 @@ mod tests {
             ("PAYGATE_CALLBACK_LANES", "0"),
             ("PAYGATE_CALLBACK_LANES", "17"),
             ("PAYGATE_CALLBACK_LANES", "two"),
+            ("PAYGATE_ORDER_LANES", "0"),
+            ("PAYGATE_ORDER_LANES", "17"),
             ("PAYGATE_SEAL_KEY", "abc"),
             ("PAYGATE_SEAL_PREVIOUS_KEYS", "zz"),
             ("RUST_LOG", "paygate=loud"),

@@ -67,6 +67,13 @@ impl Application {
             state.config.callback_lanes,
             state.config.callback_gather_ms,
         ));
+        // And one set of order lanes.
+        let order_lanes = web::Data::new(crate::payments::group_commit::OrderLanes::start(
+            state.pool.clone(),
+            state.metrics.clone(),
+            state.config.order_lanes,
+            state.config.order_gather_ms,
+        ));
         // One copy of the console's overview figures for all of this app's workers.
         let console_figures = web::Data::new(crate::console::overview::SharedFigures::default());
         let server = HttpServer::new(move || {
@@ -74,6 +81,7 @@ impl Application {
                 .app_data(state.clone())
                 .app_data(console_figures.clone())
                 .app_data(callback_lanes.clone())
+                .app_data(order_lanes.clone())
                 .app_data(seal_keys.clone())
                 .wrap_fn(crate::console::session::error_pages)
                 .wrap(crate::auth::extract::AuthenticateFirst)

@@ -99,6 +99,7 @@ pub struct Metrics {
     pub notify_queue_depth: Gauge,
     pub refund_instructions: Family<OutcomeLabels, Counter>,
     pub callback_batch_size: Histogram,
+    pub order_batch_size: Histogram,
     pool_size: Gauge,
     pool_available: Gauge,
     pool_waiting: Gauge,
@@ -170,6 +171,13 @@ impl Metrics {
             "Bank callbacks decided together in one database transaction (group commit)",
             callback_batch_size.clone(),
         );
+        // 1, 2, 4, ... 32: a batch holds at most 32 orders.
+        let order_batch_size = Histogram::new(exponential_buckets(1.0, 2.0, 6));
+        registry.register(
+            "order_batch_size",
+            "New orders created together in one database transaction (group commit)",
+            order_batch_size.clone(),
+        );
         let pool_size = Gauge::default();
         let pool_available = Gauge::default();
         let pool_waiting = Gauge::default();
@@ -205,6 +213,7 @@ impl Metrics {
             notify_queue_depth,
             refund_instructions,
             callback_batch_size,
+            order_batch_size,
             pool_size,
             pool_available,
             pool_waiting,

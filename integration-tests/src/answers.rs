@@ -52,6 +52,19 @@ impl TestApp {
         assert_eq!(response.status(), 200);
         response.text().await.expect("metrics text")
     }
+
+    /// `(count, sum)` of a histogram of `GET /metrics` (`name` without its `_count`/`_sum`
+    /// suffix), zeros when it has no observation yet.
+    pub async fn histogram(&self, name: &str) -> (u64, f64) {
+        let metrics = self.metrics().await;
+        let value = |series: String| -> f64 {
+            metrics
+                .lines()
+                .find_map(|line| line.strip_prefix(&series)?.strip_prefix(' ')?.trim().parse().ok())
+                .unwrap_or(0.0)
+        };
+        (value(format!("{name}_count")) as u64, value(format!("{name}_sum")))
+    }
 }
 
 /// Sending a request and checking its answer in one step, for the many tests whose request

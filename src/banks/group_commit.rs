@@ -17,20 +17,16 @@
 //!   did reach the server, every callback of it was: each callback is then decided again alone,
 //!   which either applies it or finds it recorded and answers as a redelivery, never twice.
 //!
-//! Callbacks are spread over a few lanes, each with its own queue and at most one batch in
-//! flight. A lane is chosen by the order's id, so that every callback for one order meets the
-//! others in one lane, in arrival order, instead of waiting for another lane's lock. A lane
-//! takes what waits in its queue when its previous batch has committed (at most
-//! [`MAX_BATCH`]); under light load that is one callback, which costs what it cost before.
+//! Callbacks are spread over a few lanes ([`crate::db::lanes`]), chosen by the order's id, so
+//! that every callback for one order meets the others in one lane, in arrival order.
 
 use std::collections::HashMap;
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::{GenericClient, Pool};
 use time::OffsetDateTime;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use super::callbacks::{
     self, Callback, CallbackError, CallbackOutcome, CallbackStatus, Source,
@@ -39,6 +35,7 @@ use super::callbacks::{
 use super::store::{self, Paying};
 use crate::cases;
 use crate::config::MAX_CALLBACK_LANES;
+use crate::db::lanes::Lanes;
 use crate::db::DbError;
 use crate::domain::BankCode;
 use crate::ledger::{self, Kind, Posting};
@@ -51,8 +48,6 @@ use crate::telemetry::Metrics;
 /// that every snapshot taken by any session becomes slower. A callback that reclaims an
 /// expired order's reference takes a second one, so 32 callbacks stay within 64.
 pub const MAX_BATCH: usize = 32;
-/// Callbacks queued for one lane beyond this wait to be queued (the HTTP request waits).
-const QUEUE_PER_LANE: usize = 1_024;
 
 type Decision = Result<CallbackOutcome, CallbackError>;
 
@@ -65,7 +60,7 @@ struct Job {
 
 /// The lanes of this process; every bank callback goes through [`GroupCommit::process`].
 pub struct GroupCommit {
-    lanes: Vec<mpsc::Sender<Job>>,
+    lanes: Lanes<Job>,
 }
 
 impl GroupCommit {
@@ -80,23 +75,21 @@ impl GroupCommit {
             (1..=MAX_CALLBACK_LANES).contains(&lanes),
             "1 to {MAX_CALLBACK_LANES} lanes"
         );
-        let gather = Duration::from_millis(gather_ms);
-        let lanes = (0..lanes)
-            .map(|_| {
-                let (sender, queue) = mpsc::channel(QUEUE_PER_LANE);
-                tokio::spawn(run_lane(pool.clone(), metrics.clone(), queue, gather));
-                sender
-            })
-            .collect();
-        GroupCommit { lanes }
+        let decide = move |jobs: Vec<Job>| {
+            let (pool, metrics) = (pool.clone(), metrics.clone());
+            async move {
+                metrics.callback_batch_size.observe(jobs.len() as f64);
+                commit_batch(&pool, jobs).await;
+            }
+        };
+        GroupCommit {
+            lanes: Lanes::start(lanes, MAX_BATCH, Duration::from_millis(gather_ms), decide),
+        }
     }
 
     /// Decides and applies a bank's callback in the next batch of its lane; answers once that
     /// batch has committed.
     pub async fn process(&self, bank: &BankCode, callback: &Callback) -> Decision {
-        let mut hasher = DefaultHasher::new();
-        callback.payment_id.as_str().hash(&mut hasher);
-        let lane = &self.lanes[(hasher.finish() % self.lanes.len() as u64) as usize];
         let (reply, answer) = oneshot::channel();
         let job = Job {
             bank: bank.clone(),
@@ -105,33 +98,11 @@ impl GroupCommit {
         };
         // A lane ends only when this process drops its handle, and it answers what it took
         // before it ends; a lane that is gone (it panicked) is reported as unavailable.
-        lane.send(job)
+        self.lanes
+            .send(callback.payment_id.as_str(), job)
             .await
             .map_err(|_| CallbackError::LaneStopped)?;
         answer.await.map_err(|_| CallbackError::LaneStopped)?
-    }
-}
-
-async fn run_lane(
-    pool: Pool,
-    metrics: Arc<Metrics>,
-    mut queue: mpsc::Receiver<Job>,
-    gather: Duration,
-) {
-    let mut jobs = Vec::with_capacity(MAX_BATCH);
-    while queue.recv_many(&mut jobs, MAX_BATCH).await > 0 {
-        if !gather.is_zero() {
-            let deadline = tokio::time::Instant::now() + gather;
-            while jobs.len() < MAX_BATCH {
-                let wanted = MAX_BATCH - jobs.len();
-                match tokio::time::timeout_at(deadline, queue.recv_many(&mut jobs, wanted)).await {
-                    Ok(received) if received > 0 => continue,
-                    _ => break,
-                }
-            }
-        }
-        metrics.callback_batch_size.observe(jobs.len() as f64);
-        commit_batch(&pool, std::mem::take(&mut jobs)).await;
     }
 }
 

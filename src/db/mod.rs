@@ -8,6 +8,7 @@
 
 pub mod embedded;
 pub mod error;
+pub mod lanes;
 pub mod migrate;
 pub mod settings;
 pub mod snapshot;

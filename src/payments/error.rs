@@ -41,6 +41,9 @@ pub enum PaymentError {
     /// The details break the obligation's schema; each failure on `details.<path>`.
     #[error("the details are invalid")]
     InvalidDetails(Vec<FieldError>),
+    /// The order lanes of this process are gone (it is stopping).
+    #[error("this replica is stopping; retry")]
+    LaneStopped,
     #[error(transparent)]
     Db(#[from] DbError),
 }

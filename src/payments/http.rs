@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 
 use super::domain::Details;
 use super::error::PaymentError;
+use super::group_commit::OrderLanes;
 use super::idempotency::{self, IdempotencyKey};
 use super::model::{NewPayment, Payer, Payment, PaymentStatus, MAX_EXPIRY};
 use super::store::{self, Created};
@@ -58,6 +59,7 @@ impl From<PaymentError> for ApiError {
                 detail,
             },
             PaymentError::InvalidDetails(errors) => ApiError::Validation(errors),
+            PaymentError::LaneStopped => ApiError::Unavailable(detail),
             PaymentError::Db(err) => err.into(),
         }
     }
@@ -207,6 +209,7 @@ pub async fn create_payment(
     principal: Principal,
     req: HttpRequest,
     state: State,
+    lanes: web::Data<OrderLanes>,
     JsonBody(body): JsonBody,
 ) -> Answer {
     principal.require(&[Role::Agency])?;
@@ -222,7 +225,7 @@ pub async fn create_payment(
     // time (`expires_at` in the future) would now refuse its body. (A new order thus costs no
     // lookup of its key outside its transaction.)
     let created = match parse_new_payment(agency.clone(), &body, OffsetDateTime::now_utc()) {
-        Ok(order) => store::create(&state.pool, &key, &fingerprint, order).await?,
+        Ok(order) => lanes.create(key, fingerprint, order).await?,
         Err(invalid) => {
             match store::stored_answer(&state.pool, &agency, &key, &fingerprint).await? {
                 Some(replayed) => replayed,

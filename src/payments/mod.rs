@@ -3,6 +3,7 @@
 
 pub mod domain;
 pub mod error;
+pub mod group_commit;
 pub mod http;
 pub mod idempotency;
 pub mod model;

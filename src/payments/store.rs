@@ -96,9 +96,9 @@ pub async fn create(
 
 /// What an order's catalog check needs, read in the statement that claims its key: the
 /// agency's allowed obligations (`None`: every active one) and its obligation's entry.
-struct Standing {
-    allowed: Option<Vec<String>>,
-    entry: crate::catalog::EntryState,
+pub(super) struct Standing {
+    pub(super) allowed: Option<Vec<String>>,
+    pub(super) entry: crate::catalog::EntryState,
 }
 
 enum OrderClaim {
@@ -297,7 +297,7 @@ pub async fn expire_overdue_holder(
 /// replica, so both are read for every order, never cached; only the compiled schema (which
 /// never changes) is kept, by `crate::catalog`. A replayed request never gets here: it answers
 /// what it answered.
-async fn check_obligation(
+pub(super) async fn check_obligation(
     client: &impl GenericClient,
     order: &NewPayment,
     standing: Standing,

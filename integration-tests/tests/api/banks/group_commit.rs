@@ -17,14 +17,7 @@ async fn one_lane_world() -> World {
 
 /// `(count, sum)` of the batch-size histogram: batches committed and the callbacks in them.
 async fn batches(app: &TestApp) -> (u64, f64) {
-    let metrics = app.metrics().await;
-    let value = |series: &str| -> f64 {
-        metrics
-            .lines()
-            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
-            .unwrap_or(0.0)
-    };
-    (value("paygate_callback_batch_size_count") as u64, value("paygate_callback_batch_size_sum"))
+    app.histogram("paygate_callback_batch_size").await
 }
 
 /// Sends each body, signed by the world's bank, `GAP_MS` after the one before, and returns

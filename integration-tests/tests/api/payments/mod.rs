@@ -308,6 +308,7 @@ mod cancel;
 mod catalog;
 mod create;
 mod expiry;
+mod group_commit;
 mod hostile_input;
 mod idempotency;
 mod list;
