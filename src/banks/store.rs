@@ -241,9 +241,15 @@ pub async fn recorded_among(
 ) -> Result<HashSet<(String, String)>, tokio_postgres::Error> {
     let statement = client
         .prepare_cached(
-            "SELECT c.bank_code, c.bank_txn_id
+            // One index lookup per pair, whatever the planner believes of the table's size: a
+            // plain join, planned once per connection while the table was small, kept reading
+            // the whole table for every batch as it grew (seen: 1.2 ms a batch at 20,000 rows).
+            "SELECT k.bank_code, k.bank_txn_id
              FROM unnest($1::text[], $2::text[]) AS k(bank_code, bank_txn_id)
-             JOIN bank_callbacks c ON c.bank_code = k.bank_code AND c.bank_txn_id = k.bank_txn_id",
+             CROSS JOIN LATERAL (
+                 SELECT 1 FROM bank_callbacks c
+                 WHERE c.bank_code = k.bank_code AND c.bank_txn_id = k.bank_txn_id
+                 LIMIT 1) AS recorded",
         )
         .await?;
     let rows = client.query(&statement, &[&banks, &bank_txn_ids]).await?;

@@ -434,7 +434,10 @@ async fn insert_orders<'a>(
 }
 
 /// Stores each created order's answer under its key, for replays ([`store::remember_answer`]
-/// for the batch).
+/// for the batch). Every key was claimed by this transaction, so each row takes the update;
+/// written as an upsert so that each key is found through its primary key whatever the planner
+/// believes of the table's size (a join with the batch, planned while the table was small,
+/// would read the whole table for every batch as it grows).
 async fn remember_answers(
     transaction: &deadpool_postgres::Transaction<'_>,
     answers: &[(&Job, &Payment, &str)],
@@ -444,19 +447,29 @@ async fn remember_answers(
         .map(|(j, _, _)| j.order.agency.as_str())
         .collect();
     let keys: Vec<&str> = answers.iter().map(|(j, _, _)| j.key.as_str()).collect();
+    let fingerprints: Vec<&[u8]> = answers
+        .iter()
+        .map(|(j, _, _)| j.fingerprint.as_slice())
+        .collect();
     let ids: Vec<&str> = answers.iter().map(|(_, p, _)| p.id.as_str()).collect();
     let bodies: Vec<&str> = answers.iter().map(|(_, _, body)| *body).collect();
     let statement = transaction
         .prepare_cached(
-            "UPDATE idempotency_keys k SET payment_id = r.payment_id, response_status = 201,
-                 response_body = r.body
-             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
-                 AS r(agency, key, payment_id, body)
-             WHERE k.agency_code = r.agency AND k.key = r.key",
+            "INSERT INTO idempotency_keys AS k (agency_code, key, request_sha256, payment_id,
+                 response_status, response_body)
+             SELECT r.agency, r.key, r.fingerprint, r.payment_id, 201, r.body
+             FROM unnest($1::text[], $2::text[], $3::bytea[], $4::text[], $5::text[])
+                 AS r(agency, key, fingerprint, payment_id, body)
+             ON CONFLICT (agency_code, key) DO UPDATE
+             SET payment_id = EXCLUDED.payment_id, response_status = EXCLUDED.response_status,
+                 response_body = EXCLUDED.response_body",
         )
         .await?;
     transaction
-        .execute(&statement, &[&agencies, &keys, &ids, &bodies])
+        .execute(
+            &statement,
+            &[&agencies, &keys, &fingerprints, &ids, &bodies],
+        )
         .await?;
     Ok(())
 }
