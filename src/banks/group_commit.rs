@@ -137,7 +137,9 @@ async fn commit_batch(pool: &Pool, jobs: Vec<Job>) {
 async fn decide_together(pool: &Pool, jobs: &[Job]) -> Result<Vec<Option<Decision>>, DbError> {
     let mut client = pool.get().await?;
     let mut transaction = client.transaction().await?;
-    let paid = pay_in_bulk(&transaction, jobs).await?;
+    let callbacks: Vec<(&BankCode, &Callback)> =
+        jobs.iter().map(|job| (&job.bank, &job.callback)).collect();
+    let paid = pay_in_bulk(&transaction, &callbacks, Source::Callback).await?;
     let mut decisions = Vec::with_capacity(jobs.len());
     for (job, paid) in jobs.iter().zip(paid) {
         if paid {
@@ -170,34 +172,36 @@ async fn decide_together(pool: &Pool, jobs: &[Job]) -> Result<Vec<Option<Decisio
 /// Returns, per callback, whether it was paid here; the others are decided one by one
 /// afterwards. Should the writes fail (a concurrent transaction recorded one of the
 /// `bank_txn_id`s first), they are rolled back and every callback is decided one by one.
-async fn pay_in_bulk(
+///
+/// Reconciliation applies the recoverable lines of a statement through it too, with
+/// `source` [`Source::Reconciliation`].
+pub(crate) async fn pay_in_bulk(
     transaction: &deadpool_postgres::Transaction<'_>,
-    jobs: &[Job],
+    callbacks: &[(&BankCode, &Callback)],
+    source: Source,
 ) -> Result<Vec<bool>, DbError> {
-    let mut paid = vec![false; jobs.len()];
+    let mut paid = vec![false; callbacks.len()];
     // A lone callback costs the same either way.
-    if jobs.len() < 2 {
+    if callbacks.len() < 2 {
         return Ok(paid);
     }
     let mut per_order: HashMap<&str, usize> = HashMap::new();
     let mut per_txn: HashMap<(&str, &str), usize> = HashMap::new();
-    for job in jobs {
-        *per_order
-            .entry(job.callback.payment_id.as_str())
-            .or_default() += 1;
+    for (bank, callback) in callbacks {
+        *per_order.entry(callback.payment_id.as_str()).or_default() += 1;
         *per_txn
-            .entry((job.bank.as_str(), job.callback.bank_txn_id.as_str()))
+            .entry((bank.as_str(), callback.bank_txn_id.as_str()))
             .or_default() += 1;
     }
-    let candidates: Vec<(usize, &Job, OffsetDateTime)> = jobs
+    let candidates: Vec<(usize, &BankCode, &Callback, OffsetDateTime)> = callbacks
         .iter()
         .enumerate()
-        .filter_map(|(n, job)| match job.callback.status {
+        .filter_map(|(n, (bank, callback))| match callback.status {
             CallbackStatus::Succeeded { paid_at }
-                if per_order[job.callback.payment_id.as_str()] == 1
-                    && per_txn[&(job.bank.as_str(), job.callback.bank_txn_id.as_str())] == 1 =>
+                if per_order[callback.payment_id.as_str()] == 1
+                    && per_txn[&(bank.as_str(), callback.bank_txn_id.as_str())] == 1 =>
             {
-                Some((n, job, paid_at))
+                Some((n, *bank, *callback, paid_at))
             }
             _ => None,
         })
@@ -207,15 +211,15 @@ async fn pay_in_bulk(
     }
     let banks: Vec<&str> = candidates
         .iter()
-        .map(|(_, job, _)| job.bank.as_str())
+        .map(|(_, bank, _, _)| bank.as_str())
         .collect();
     let txn_ids: Vec<&str> = candidates
         .iter()
-        .map(|(_, job, _)| job.callback.bank_txn_id.as_str())
+        .map(|(_, _, callback, _)| callback.bank_txn_id.as_str())
         .collect();
     let payment_ids: Vec<&str> = candidates
         .iter()
-        .map(|(_, job, _)| job.callback.payment_id.as_str())
+        .map(|(_, _, callback, _)| callback.payment_id.as_str())
         .collect();
     let (recorded, orders) = futures_util::future::try_join(
         store::recorded_among(transaction, &banks, &txn_ids),
@@ -223,10 +227,9 @@ async fn pay_in_bulk(
     )
     .await?;
     let mut paying = Vec::new();
-    for (n, job, paid_at) in candidates {
-        let callback = &job.callback;
+    for (n, bank, callback, paid_at) in candidates {
         let key = (
-            job.bank.as_str().to_owned(),
+            bank.as_str().to_owned(),
             callback.bank_txn_id.as_str().to_owned(),
         );
         let Some(order) = orders.get(callback.payment_id.as_str()) else {
@@ -236,13 +239,16 @@ async fn pay_in_bulk(
             && order.status == PaymentStatus::Pending
             && callback.amount == order.amount
             && callback.currency == order.currency
-            && paid_at >= order.created_at - MAX_PAID_AT_BEFORE_CREATION;
+            // As alone: only a callback's `paid_at` is held against the order's creation; a
+            // statement line is the bank's own record (see `callbacks::attempt`).
+            && (source != Source::Callback
+                || paid_at >= order.created_at - MAX_PAID_AT_BEFORE_CREATION);
         if first_payment {
             paying.push((
                 n,
                 order,
                 Paying {
-                    bank: &job.bank,
+                    bank,
                     callback,
                     paid_at,
                 },
@@ -253,11 +259,11 @@ async fn pay_in_bulk(
         return Ok(paid);
     }
     transaction.batch_execute("SAVEPOINT pay_in_bulk").await?;
-    match write_payments(transaction, &paying).await {
+    match write_payments(transaction, &paying, source).await {
         Ok(()) => {
             for (n, order, _) in &paying {
                 paid[*n] = true;
-                tracing::info!(payment_id = %order.id, bank = %jobs[*n].bank, source = "callback", "payment accepted");
+                tracing::info!(payment_id = %order.id, bank = %callbacks[*n].0, source = source.as_str(), "payment accepted");
             }
         }
         Err(err) => {
@@ -275,6 +281,7 @@ async fn pay_in_bulk(
 async fn write_payments(
     client: &impl GenericClient,
     paying: &[(usize, &Payment, Paying<'_>)],
+    source: Source,
 ) -> Result<(), tokio_postgres::Error> {
     let records: Vec<Paying<'_>> = paying
         .iter()
@@ -284,7 +291,7 @@ async fn write_payments(
             paid_at: p.paid_at,
         })
         .collect();
-    let callback_ids = store::record_paying(client, &records).await?;
+    let callback_ids = store::record_paying(client, &records, source).await?;
     let mut postings = Vec::with_capacity(paying.len());
     let mut events = Vec::with_capacity(paying.len());
     for (_, order, p) in paying {

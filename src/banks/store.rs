@@ -293,6 +293,7 @@ pub struct Paying<'a> {
 pub async fn record_paying(
     client: &impl GenericClient,
     paying: &[Paying<'_>],
+    source: Source,
 ) -> Result<HashMap<(String, String), i64>, tokio_postgres::Error> {
     let banks: Vec<&str> = paying.iter().map(|p| p.bank.as_str()).collect();
     let txn_ids: Vec<&str> = paying
@@ -314,7 +315,7 @@ pub async fn record_paying(
             "INSERT INTO bank_callbacks (bank_code, bank_txn_id, payment_id, amount, currency,
                  status, paid_at, failure_reason, outcome, exception, source)
              SELECT c.bank_code, c.bank_txn_id, c.payment_id, c.amount, c.currency,
-                 'succeeded', c.paid_at, NULL, 'paid', NULL, 'callback'
+                 'succeeded', c.paid_at, NULL, 'paid', NULL, $7
              FROM unnest($1::text[], $2::text[], $3::text[], $4::numeric[], $5::text[],
                          $6::timestamptz[])
                  AS c(bank_code, bank_txn_id, payment_id, amount, currency, paid_at)
@@ -340,6 +341,7 @@ pub async fn record_paying(
                 &amounts,
                 &currencies,
                 &paid_at,
+                &source.as_str(),
             ],
         ),
         client.execute(&mark, &[&payment_ids, &banks, &txn_ids, &paid_at]),

@@ -498,8 +498,10 @@ async fn classify(
 }
 
 /// Applies each line that [`classify`] found recoverable exactly as a `succeeded` callback with
-/// its `bank_txn_id` would be (an accepted payment, or an exception into suspense), each in a
-/// savepoint of the run's transaction: the run records them all or, if it fails, none. The
+/// its `bank_txn_id` would be (an accepted payment, or an exception into suspense), in the
+/// run's transaction: the run records them all or, if it fails, none. Plain first payments of
+/// pending orders are written together, as a batch of callbacks is; each other line runs in a
+/// savepoint of its own. The
 /// constraints that make a callback exactly-once hold here too, so a bank's callback racing the
 /// run is posted once. Each applied line's item is rewritten with what happened to it.
 async fn recover(
@@ -528,10 +530,11 @@ async fn recover(
         let mut details: Vec<Option<String>> = Vec::with_capacity(rows.len());
         let mut credited = Vec::with_capacity(rows.len());
         let mut elsewhere = Vec::with_capacity(rows.len());
+        let mut recoverable = Vec::with_capacity(rows.len());
         for row in &rows {
             let amount: Decimal = row.get(3);
             let paid_at: OffsetDateTime = row.get(5);
-            let callback = Callback {
+            recoverable.push(Callback {
                 bank_txn_id: BankTxnId::from_trusted(row.get(1)),
                 payment_id: PaymentId::from_trusted(row.get(2)),
                 amount: Amount::from_decimal(amount).ok_or_else(|| {
@@ -542,9 +545,27 @@ async fn recover(
                 currency: row.get(4),
                 status: CallbackStatus::Succeeded { paid_at },
                 failure_reason: None,
+            });
+        }
+        // The plain first payments of pending orders at once, as a batch of callbacks is
+        // (one statement per table); each of the others alone, in its own savepoint.
+        let together: Vec<(&BankCode, &Callback)> = recoverable
+            .iter()
+            .map(|callback| (bank, callback))
+            .collect();
+        let paid_together =
+            crate::banks::group_commit::pay_in_bulk(client, &together, Source::Reconciliation)
+                .await?;
+        for ((row, callback), paid) in rows.iter().zip(&recoverable).zip(paid_together) {
+            let paid_at: OffsetDateTime = row.get(5);
+            let applied = if paid {
+                Ok(CallbackOutcome::Accepted {
+                    payment_id: callback.payment_id.clone(),
+                    payment_status: crate::payments::model::PaymentStatus::Paid,
+                })
+            } else {
+                callbacks::process_on(client, bank, callback, Source::Reconciliation).await
             };
-            let applied =
-                callbacks::process_on(client, bank, &callback, Source::Reconciliation).await;
             let (outcome, detail, paid) = match applied {
                 Ok(CallbackOutcome::Accepted { .. }) => (Outcome::Recovered, None, true),
                 Ok(CallbackOutcome::Exception { reason, .. }) => (

@@ -358,3 +358,80 @@ async fn two_lost_payments_of_one_order_pay_it_once_and_put_the_other_in_suspens
     w.app.assert_count("SELECT count(*) FROM events WHERE type = 'payment.paid'", 1).await;
     w.assert_ledger_ok().await;
 }
+
+#[tokio::test]
+async fn lost_payments_recovered_together_are_recorded_exactly_as_one_recovered_alone() {
+    // One run recovers a single lost payment (decided alone); a run of the next day recovers
+    // three at once (written together).
+    let w = World::new().await;
+    let [alone, a, b, c] = w.orders(["TOGETHER-0", "TOGETHER-1", "TOGETHER-2", "TOGETHER-3"]).await;
+    let first = w.run_day(&[&line("FT-T0", &alone, AMOUNT, ON_DAY)]).await;
+    assert_summary(&first, &[("recovered", 1, AMOUNT)]);
+    let run = w
+        .run(
+            "2026-11-23",
+            statement(&[
+                &line("FT-T1", &a, AMOUNT, "2026-11-23T03:00:00Z"),
+                &line("FT-T2", &b, AMOUNT, "2026-11-23T03:01:00Z"),
+                &line("FT-T3", &c, AMOUNT, "2026-11-23T03:02:00Z"),
+            ]),
+        )
+        .await;
+    assert_summary(&run, &[("recovered", 3, "450000")]);
+    assert_by_obligation(&run, &[("fee", 3, "450000")]);
+
+    // Every recovered payment's records, alike whether decided alone or together.
+    let recorded = |id: String| {
+        let app = &w.app;
+        async move {
+            let row = app
+                .row(
+                    "SELECT c.source, c.status, c.outcome, c.exception IS NULL, p.status,
+                            (SELECT count(*) FROM ledger_transactions t WHERE t.payment_id = p.id),
+                            (SELECT count(*) FROM events e WHERE e.payment_id = p.id
+                                                             AND e.type = 'payment.paid')
+                     FROM bank_callbacks c JOIN payments p ON p.id = c.payment_id
+                     WHERE c.payment_id = $1",
+                    &[&id],
+                )
+                .await;
+            let record: (String, String, String, bool, String, i64, i64) = (
+                row.get(0),
+                row.get(1),
+                row.get(2),
+                row.get(3),
+                row.get(4),
+                row.get(5),
+                row.get(6),
+            );
+            record
+        }
+    };
+    let expected = (
+        "reconciliation".to_owned(),
+        "succeeded".to_owned(),
+        "paid".to_owned(),
+        true,
+        "paid".to_owned(),
+        1,
+        1,
+    );
+    assert_eq!(recorded(alone.clone()).await, expected);
+    for id in [&a, &b, &c] {
+        assert_eq!(recorded(id.clone()).await, expected, "{id}");
+    }
+    // The three were written by one statement of the run's transaction.
+    let ids = vec![a.clone(), b.clone(), c.clone()];
+    let writers: i64 = w
+        .app
+        .row(
+            "SELECT count(DISTINCT (xmin::text, cmin::text)) FROM bank_callbacks
+             WHERE payment_id = ANY($1)",
+            &[&ids],
+        )
+        .await
+        .get(0);
+    assert_eq!(writers, 1);
+    assert_eq!(w.balance(&format!("agency:{AGENCY}:fee")).await, "-600000");
+    w.assert_ledger_ok().await;
+}
