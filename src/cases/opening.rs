@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use super::model::{actor_json, CaseKind};
 use crate::audit::Actor;
-use crate::domain::{AgencyCode, Amount, BankCode, BankTxnId, PaymentId, RunId};
+use crate::domain::{AgencyCode, Amount, BankCode, BankTxnId, PaymentId};
 use crate::ledger::exceptions::Reason;
 
 /// A new case id, `cas_<hex>`, as paygate makes every id.
@@ -122,7 +122,7 @@ pub async fn resolve_paid_inquiries_of(
 /// difference has one already.
 pub async fn reconcile_run(
     client: &impl GenericClient,
-    run_id: &RunId,
+    run: crate::reconciliation::engine::NewRun<'_>,
     bank: &BankCode,
 ) -> Result<(), tokio_postgres::Error> {
     let system: Value = actor_json(&Actor::system());
@@ -149,9 +149,9 @@ pub async fn reconcile_run(
         let matched: Vec<String> = client
             .query(
                 "SELECT DISTINCT bank_txn_id FROM reconciliation_items
-                 WHERE run_id = $1 AND outcome IN ('matched', 'recovered')
+                 WHERE run_seq = $1 AND outcome IN ('matched', 'recovered')
                    AND bank_txn_id = ANY($2)",
-                &[&run_id.as_str(), &open],
+                &[&run.seq, &open],
             )
             .await?
             .iter()
@@ -165,7 +165,7 @@ pub async fn reconcile_run(
                  WHERE status = 'open' AND bank_code = $2
                    AND kind IN ('missing_in_bank', 'missing_in_gateway')
                    AND bank_txn_id = ANY($4)",
-                &[&run_id.as_str(), &bank.as_str(), &system, &matched],
+                &[&run.id.as_str(), &bank.as_str(), &system, &matched],
             )
             .await?;
     }
@@ -185,12 +185,12 @@ pub async fn reconcile_run(
                     $1, $3
              FROM reconciliation_items i
              LEFT JOIN payments p ON p.id = i.payment_id
-             WHERE i.run_id = $1 AND i.outcome <> 'matched'
+             WHERE i.run_seq = $4 AND i.outcome <> 'matched'
                AND i.outcome IN ('missing_in_gateway', 'missing_in_bank', 'mismatch')
                AND i.bank_txn_id IS NOT NULL
              ORDER BY i.id
              ON CONFLICT DO NOTHING",
-            &[&run_id.as_str(), &bank.as_str(), &system],
+            &[&run.id.as_str(), &bank.as_str(), &system, &run.seq],
         )
         .await?;
     Ok(())

@@ -66,6 +66,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0013_reconciliation_speed.sql",
         include_str!("../../migrations/0013_reconciliation_speed.sql"),
     ),
+    (
+        "0014_reconciliation_items_by_run_number.sql",
+        include_str!("../../migrations/0014_reconciliation_items_by_run_number.sql"),
+    ),
 ];
 
 /// Checksums that earlier releases recorded for migrations whose comments have been reworded

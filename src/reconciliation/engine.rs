@@ -143,6 +143,14 @@ pub async fn run(
     }
 }
 
+/// The run being written: its id, which the API and the cases show, and its number, by which
+/// its items are keyed (narrower than the id, and always increasing).
+#[derive(Debug, Clone, Copy)]
+pub struct NewRun<'a> {
+    pub id: &'a RunId,
+    pub seq: i64,
+}
+
 /// One attempt of a run, in one transaction: it records the whole run or, failing, nothing.
 async fn run_once(
     pool: &Pool,
@@ -209,22 +217,27 @@ async fn run_once(
     transaction.batch_execute("ANALYZE statement_lines").await?;
 
     let run_id = RunId::generate();
-    transaction
-        .execute(
+    let run_seq: i64 = transaction
+        .query_one(
             "INSERT INTO reconciliation_runs (id, bank_code, date, statement_lines, summary, by_obligation)
-             VALUES ($1, $2, $3, $4, '{}', '{}')",
+             VALUES ($1, $2, $3, $4, '{}', '{}') RETURNING seq",
             &[&run_id.as_str(), &bank.as_str(), &date, &statement_lines],
         )
-        .await?;
-    let mut tally = classify(&transaction, &run_id, bank, date).await?;
+        .await?
+        .get(0);
+    let new_run = NewRun {
+        id: &run_id,
+        seq: run_seq,
+    };
+    let mut tally = classify(&transaction, new_run, bank, date).await?;
     phase("classify");
     if by.applies_recoveries() {
-        recover(&mut transaction, &run_id, bank, date, &mut tally).await?;
+        recover(&mut transaction, new_run, bank, date, &mut tally).await?;
     }
     phase("recover");
     missing_in_bank(
         &transaction,
-        &run_id,
+        new_run,
         bank,
         date,
         copied.last_line,
@@ -235,7 +248,7 @@ async fn run_once(
     // The run's differences open cases, and what it matched closes the cases of earlier gaps,
     // in the run's transaction: a run that fails leaves no case behind, and a rerun opens
     // nothing new.
-    crate::cases::opening::reconcile_run(&transaction, &run_id, bank).await?;
+    crate::cases::opening::reconcile_run(&transaction, new_run, bank).await?;
     phase("cases");
     let (summary, by_obligation) = tally.totals(&transaction).await?;
     // Written as JSON in their documented order (the columns are `json`, which keeps it).
@@ -417,7 +430,7 @@ async fn copy_statement(
 /// few of them it applies. Returns the totals of what was written.
 async fn classify(
     client: &deadpool_postgres::Transaction<'_>,
-    run_id: &RunId,
+    run: NewRun<'_>,
     bank: &BankCode,
     date: Date,
 ) -> Result<Tally, ReconcileError> {
@@ -464,10 +477,10 @@ async fn classify(
                  LEFT JOIN payments p ON p.id = coalesce(c.payment_id, s.payment_id)
              ),
              written AS (
-                 INSERT INTO reconciliation_items (id, run_id, outcome, line, bank_txn_id,
+                 INSERT INTO reconciliation_items (id, run_seq, outcome, line, bank_txn_id,
                      payment_id, statement_amount, gateway_amount, obligation, detail)
                  OVERRIDING SYSTEM VALUE
-                 SELECT line, $1, outcome, line, bank_txn_id, payment_id, statement_amount,
+                 SELECT line, $5, outcome, line, bank_txn_id, payment_id, statement_amount,
                         gateway_amount, obligation, detail
                  FROM lines
              ),
@@ -487,7 +500,7 @@ async fn classify(
              )
              SELECT outcome, obligation, count(*), coalesce(sum(statement_amount), 0)
              FROM lines GROUP BY outcome, obligation",
-            &[&run_id.as_str(), &bank.as_str(), &day_start, &day_end],
+            &[&run.id.as_str(), &bank.as_str(), &day_start, &day_end, &run.seq],
         )
         .await?;
     let mut tally = Tally::default();
@@ -506,7 +519,7 @@ async fn classify(
 /// run is posted once. Each applied line's item is rewritten with what happened to it.
 async fn recover(
     client: &mut deadpool_postgres::Transaction<'_>,
-    run_id: &RunId,
+    run: NewRun<'_>,
     bank: &BankCode,
     date: Date,
     tally: &mut Tally,
@@ -607,7 +620,7 @@ async fn recover(
                              (SELECT p.obligation FROM payments p WHERE p.id = i.payment_id) END
                      FROM unnest($2::int[], $3::text[], $4::text[], $5::bool[], $6::bool[])
                           AS r(line, outcome, detail, credited, elsewhere)
-                     WHERE i.run_id = $1 AND i.id = r.line
+                     WHERE i.run_seq = $8 AND i.id = r.line
                      RETURNING i.outcome, i.obligation, i.statement_amount, i.bank_txn_id, r.elsewhere
                  ),
                  remembered AS (
@@ -618,13 +631,14 @@ async fn recover(
                  )
                  SELECT outcome, obligation, statement_amount FROM changed",
                 &[
-                    &run_id.as_str(),
+                    &run.id.as_str(),
                     &lines,
                     &outcomes,
                     &details,
                     &credited,
                     &elsewhere,
                     &bank.as_str(),
+                    &run.seq,
                 ],
             )
             .await?;
@@ -647,7 +661,7 @@ async fn recover(
 /// `id`s follow the last line's number), oldest first.
 async fn missing_in_bank(
     client: &deadpool_postgres::Transaction<'_>,
-    run_id: &RunId,
+    run: NewRun<'_>,
     bank: &BankCode,
     date: Date,
     last_line: i32,
@@ -681,10 +695,10 @@ async fn missing_in_bank(
         .iter()
         .map(|row| row.get(0))
         .collect();
-    let earlier: Vec<String> = client
+    let earlier: Vec<i64> = client
         .query(
-            "SELECT id FROM reconciliation_runs WHERE bank_code = $1 AND date = $2 AND id <> $3",
-            &[&bank.as_str(), &date, &run_id.as_str()],
+            "SELECT seq FROM reconciliation_runs WHERE bank_code = $1 AND date = $2 AND seq <> $3",
+            &[&bank.as_str(), &date, &run.seq],
         )
         .await?
         .iter()
@@ -696,7 +710,7 @@ async fn missing_in_bank(
         client
             .query(
                 "SELECT DISTINCT bank_txn_id FROM reconciliation_items
-                 WHERE run_id = ANY($1) AND outcome IN ('matched', 'recovered')
+                 WHERE run_seq = ANY($1) AND outcome IN ('matched', 'recovered')
                    AND bank_txn_id = ANY($2)",
                 &[&earlier, &gaps],
             )
@@ -708,7 +722,7 @@ async fn missing_in_bank(
     let row = client
         .query_one(
             "WITH written AS (
-                 INSERT INTO reconciliation_items (id, run_id, outcome, line, bank_txn_id,
+                 INSERT INTO reconciliation_items (id, run_seq, outcome, line, bank_txn_id,
                      payment_id, statement_amount, gateway_amount, obligation, detail)
                  OVERRIDING SYSTEM VALUE
                  SELECT $2 + row_number() OVER (ORDER BY u.paid_at, u.bank_txn_id), $1,
@@ -720,7 +734,7 @@ async fn missing_in_bank(
                  RETURNING gateway_amount
              )
              SELECT count(*), coalesce(sum(gateway_amount), 0) FROM written",
-            &[&run_id.as_str(), &after, &matched_earlier],
+            &[&run.seq, &after, &matched_earlier],
         )
         .await?;
     tally.add(

@@ -99,8 +99,9 @@ pub async fn fetch_items(
         .prepare_cached(&format!(
             "SELECT outcome, line, bank_txn_id, payment_id, statement_amount, gateway_amount, detail, id
              FROM reconciliation_items
-             WHERE run_id = $1 AND id > $2 {filter}
-             ORDER BY run_id, id LIMIT $3"
+             WHERE run_seq = (SELECT seq FROM reconciliation_runs WHERE id = $1)
+               AND id > $2 {filter}
+             ORDER BY run_seq, id LIMIT $3"
         ))
         .await?;
     let run_id = run_id.as_str();

@@ -4,6 +4,9 @@
 
 use super::*;
 
+/// The start of a subquery for a run's number by its id (items are keyed by the number).
+const SEQ_OF: &str = "SELECT seq FROM reconciliation_runs WHERE id =";
+
 #[tokio::test]
 async fn item_ids_are_the_line_numbers_then_follow_the_last_line_for_records_no_statement_carried()
 {
@@ -33,7 +36,8 @@ async fn item_ids_are_the_line_numbers_then_follow_the_last_line_for_records_no_
     let rows = w
         .app
         .rows(
-            "SELECT id, line, outcome FROM reconciliation_items WHERE run_id = $1 ORDER BY id",
+            "SELECT id, line, outcome FROM reconciliation_items
+             WHERE run_seq = (SELECT seq FROM reconciliation_runs WHERE id = $1) ORDER BY id",
             &[&run_id],
         )
         .await;
@@ -103,10 +107,12 @@ async fn every_item_names_a_recorded_run_and_a_run_with_items_stays() {
     let empty_id = empty["id"].as_str().expect("id");
 
     // An item of no run is refused as a foreign key would refuse it, and so is moving one.
-    let orphan = "INSERT INTO reconciliation_items (run_id, outcome, line) VALUES ('rec_none', 'invalid_line', 2)";
+    let orphan =
+        "INSERT INTO reconciliation_items (run_seq, outcome, line) VALUES (-1, 'invalid_line', 2)";
     assert_eq!(sqlstate_of(&w, orphan).await.as_deref(), Some("23503"));
-    let moved =
-        format!("UPDATE reconciliation_items SET run_id = 'rec_none' WHERE run_id = '{run_id}'");
+    let moved = format!(
+        "UPDATE reconciliation_items SET run_seq = -1 WHERE run_seq = ({SEQ_OF} '{run_id}')"
+    );
     assert_eq!(sqlstate_of(&w, &moved).await.as_deref(), Some("23503"));
     // A run with items can be neither removed nor renamed.
     for sql in [
@@ -117,7 +123,9 @@ async fn every_item_names_a_recorded_run_and_a_run_with_items_stays() {
     }
     w.app
         .assert_count(
-            &format!("SELECT count(*) FROM reconciliation_items WHERE run_id = '{run_id}'"),
+            &format!(
+                "SELECT count(*) FROM reconciliation_items WHERE run_seq = ({SEQ_OF} '{run_id}')"
+            ),
             1,
         )
         .await;
@@ -154,4 +162,70 @@ async fn a_record_an_earlier_run_of_the_day_matched_is_not_missing_from_a_later_
         .map(|i| i["bank_txn_id"].clone())
         .collect();
     assert_eq!(missing, [json!("FT-EARLY-3")]);
+}
+
+#[tokio::test]
+async fn items_stored_under_their_runs_text_id_read_the_same_after_the_run_number_migration() {
+    let settings = integration_tests::empty_database().await;
+    let mut client = crate::obligation_data::connect(&settings).await;
+    crate::obligation_data::migrate_up_to(&client, "0013_reconciliation_speed.sql").await;
+    client
+        .batch_execute(
+            "INSERT INTO banks (code, name) VALUES ('VCB', 'Vietcombank');
+             INSERT INTO reconciliation_runs (id, bank_code, date, statement_lines, summary,
+                 by_obligation)
+             VALUES ('rec_before_a', 'VCB', '2026-11-22', 2, '{}', '{}'),
+                    ('rec_before_b', 'VCB', '2026-11-23', 1, '{}', '{}');
+             INSERT INTO reconciliation_items (id, run_id, outcome, line, bank_txn_id,
+                 statement_amount, detail) OVERRIDING SYSTEM VALUE
+             VALUES (2, 'rec_before_a', 'missing_in_gateway', 2, 'FT-A2', 150000, 'no such payment'),
+                    (3, 'rec_before_a', 'invalid_line', 3, NULL, NULL, 'amount: not a number'),
+                    (2, 'rec_before_b', 'missing_in_gateway', 2, 'FT-B2', 99000, 'no such payment');",
+        )
+        .await
+        .unwrap();
+    let applied = paygate::db::migrate::run(&mut client).await.unwrap();
+    assert!(applied.iter().any(|name| name.starts_with("0014_")), "{applied:?}");
+    let app =
+        integration_tests::TestApp::spawn_on(integration_tests::test_config(), settings).await;
+
+    let items = |run: &'static str| {
+        let request = app.admin(reqwest::Method::GET, &format!("/v1/reconciliations/{run}/items"));
+        async move {
+            let page = request.json_with(200).await;
+            page["items"]
+                .as_array()
+                .expect("items")
+                .iter()
+                .map(|i| {
+                    (
+                        i["line"].as_i64(),
+                        i["outcome"].as_str().unwrap().to_owned(),
+                        i["bank_txn_id"].as_str().map(str::to_owned),
+                    )
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        items("rec_before_a").await,
+        [
+            (Some(2), "missing_in_gateway".to_owned(), Some("FT-A2".to_owned())),
+            (Some(3), "invalid_line".to_owned(), None),
+        ]
+    );
+    assert_eq!(
+        items("rec_before_b").await,
+        [(Some(2), "missing_in_gateway".to_owned(), Some("FT-B2".to_owned()))]
+    );
+    // The rules still hold for the migrated runs: a run with items stays.
+    let removed = app
+        .db
+        .get()
+        .await
+        .unwrap()
+        .execute("DELETE FROM reconciliation_runs WHERE id = 'rec_before_a'", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(removed.code().map(|c| c.code()), Some("23503"));
 }
