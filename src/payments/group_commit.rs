@@ -104,7 +104,7 @@ impl OrderLanes {
 /// Runs one batch and answers every order of it: those created together once their
 /// transaction has committed, then the others, one by one.
 async fn commit_batch(pool: &Pool, jobs: Vec<Job>) {
-    let created = if jobs.len() < 2 {
+    let mut created = if jobs.len() < 2 {
         // A lone order costs the same either way.
         HashMap::new()
     } else {
@@ -118,13 +118,13 @@ async fn commit_batch(pool: &Pool, jobs: Vec<Job>) {
     };
     let mut alone = Vec::new();
     for (n, job) in jobs.into_iter().enumerate() {
-        match created.get(&n) {
+        match created.remove(&n) {
             Some((payment, body)) => {
                 tracing::info!(payment_id = %payment.id, agency = %payment.agency, "payment order created");
                 // The request may have gone (the client hung up); its order stands.
                 let _ = job.reply.send(Ok(Created::New {
-                    payment: Box::new(payment.clone()),
-                    body: body.clone(),
+                    payment: Box::new(payment),
+                    body,
                 }));
             }
             None => alone.push(job),
