@@ -418,7 +418,7 @@ async fn serve(
     let listener = TcpListener::bind(config.listen)
         .map_err(|err| anyhow::anyhow!("cannot listen on {}: {err}", config.listen))?;
     tracing::info!(address = %config.listen, "paygate is listening");
-    let app = Application::build(config.clone(), pool, listener)?;
+    let app = Application::build(config.clone(), pool, connections.service.clone(), listener)?;
     let handle = app.handle();
     tokio::spawn(async move {
         wait_for_stop_signal().await;

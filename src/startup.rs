@@ -16,7 +16,9 @@ use actix_web::{web, App, HttpMessage, HttpServer};
 use deadpool_postgres::Pool;
 use tracing::Instrument;
 
+use crate::banks::keys::BankKeys;
 use crate::config::Config;
+use crate::db::settings::Settings;
 use crate::http::error::{ApiError, ErrorCode};
 use crate::http::{body, ops, AppState};
 use crate::telemetry::{self, HttpLabels, Metrics, RouteLabels};
@@ -37,10 +39,18 @@ pub struct Application {
     port: u16,
     server: Server,
     workers: Workers,
+    bank_key_listener: tokio::task::JoinHandle<()>,
 }
 
 impl Application {
-    pub fn build(config: Config, pool: Pool, listener: TcpListener) -> std::io::Result<Self> {
+    /// `database` is where the pool connects, for the connection that listens for changes to
+    /// the banks' keys.
+    pub fn build(
+        config: Config,
+        pool: Pool,
+        database: Settings,
+        listener: TcpListener,
+    ) -> std::io::Result<Self> {
         let port = listener.local_addr()?.port();
         let metrics = Arc::new(Metrics::new());
         // The key that signs ledger seals; a key that cannot be read or made stops start-up.
@@ -53,8 +63,11 @@ impl Application {
             metrics.clone(),
             seal_keys.clone().into_inner(),
         );
+        let bank_keys = Arc::new(BankKeys::default());
+        let bank_key_listener = bank_keys.clone().listen(database);
         let state = web::Data::new(AppState {
             pool,
+            bank_keys,
             metrics,
             openapi_json: crate::openapi::to_json(&crate::openapi::document()),
             config: Arc::new(config.clone()),
@@ -114,6 +127,7 @@ impl Application {
             port,
             server,
             workers,
+            bank_key_listener,
         })
     }
 
@@ -131,6 +145,7 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let served = self.server.await;
         self.workers.stop().await;
+        self.bank_key_listener.abort();
         served
     }
 }

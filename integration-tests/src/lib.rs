@@ -288,7 +288,8 @@ impl TestApp {
         }
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
         let pool = paygate::db::pool(as_service_role(&settings), 4);
-        let app = Application::build(config, pool, listener).expect("build the app");
+        let app = Application::build(config, pool, as_service_role(&settings).into(), listener)
+            .expect("build the app");
         let address = format!("http://127.0.0.1:{}", app.port());
         let handle = actix_web_handle::Handle(app.handle());
         tokio::spawn(app.run_until_stopped());

@@ -530,6 +530,8 @@ pub async fn revoke_bank_key(
     let (code, key_id) = path.into_inner();
     let code = path_bank(&code)?;
     banks::revoke_key(&state.pool, &code, &key_id, &Actor::api(&principal)).await?;
+    // Other processes hear of it from the database; this one forgets it before answering.
+    state.bank_keys.forget(code.as_str());
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -258,9 +258,15 @@ pub(crate) async fn pay_in_bulk(
     if paying.is_empty() {
         return Ok(paid);
     }
-    transaction.batch_execute("SAVEPOINT pay_in_bulk").await?;
-    match write_payments(transaction, &paying, source).await {
-        Ok(()) => {
+    // The savepoint goes out with the first writes (one round trip): should it fail, so do
+    // they, and the rollback to it below fails the batch.
+    let written = futures_util::future::try_join(
+        transaction.batch_execute("SAVEPOINT pay_in_bulk"),
+        write_payments(transaction, &paying, source),
+    )
+    .await;
+    match written {
+        Ok(_) => {
             for (n, order, _) in &paying {
                 paid[*n] = true;
                 tracing::info!(payment_id = %order.id, bank = %callbacks[*n].0, source = source.as_str(), "payment accepted");

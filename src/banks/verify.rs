@@ -3,7 +3,6 @@
 //! `kid` among that bank's live keys, check the MAC (constant time), then the timestamp.
 
 use actix_web::HttpRequest;
-use deadpool_postgres::Pool;
 use time::OffsetDateTime;
 
 use crate::db::DbError;
@@ -32,7 +31,7 @@ pub async fn verify(
     body: &[u8],
 ) -> Result<BankCode, Rejected> {
     match check(
-        &state.pool,
+        state,
         bank_in_path,
         req,
         body,
@@ -61,7 +60,7 @@ pub async fn verify(
 }
 
 async fn check(
-    pool: &Pool,
+    state: &AppState,
     bank_in_path: &str,
     req: &HttpRequest,
     body: &[u8],
@@ -74,7 +73,9 @@ async fn check(
     }
     let header = SignatureHeader::parse(value.to_str().map_err(|_| SignatureError::Malformed)?)?;
     let bank = BankCode::parse(bank_in_path).map_err(|_| SignatureError::UnknownKey)?;
-    let secret = key_secret(pool, &bank, &header.kid)
+    let secret = state
+        .bank_keys
+        .secret(&state.pool, &bank, &header.kid)
         .await?
         .ok_or(SignatureError::UnknownKey)?;
     header.verify(
@@ -84,18 +85,4 @@ async fn check(
         tolerance_s,
     )?;
     Ok(bank)
-}
-
-async fn key_secret(pool: &Pool, bank: &BankCode, kid: &str) -> Result<Option<String>, DbError> {
-    let client = pool.get().await?;
-    let statement = client
-        .prepare_cached(
-            "SELECT secret FROM bank_keys
-             WHERE bank_code = $1 AND key_id = $2 AND revoked_at IS NULL",
-        )
-        .await?;
-    Ok(client
-        .query_opt(&statement, &[&bank.as_str(), &kid])
-        .await?
-        .map(|row| row.get(0)))
 }

@@ -70,6 +70,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0014_reconciliation_items_by_run_number.sql",
         include_str!("../../migrations/0014_reconciliation_items_by_run_number.sql"),
     ),
+    (
+        "0015_bank_key_changes.sql",
+        include_str!("../../migrations/0015_bank_key_changes.sql"),
+    ),
 ];
 
 /// Checksums that earlier releases recorded for migrations whose comments have been reworded

@@ -21,6 +21,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub metrics: Arc<Metrics>,
     pub openapi_json: String,
+    /// The banks' live signing keys (`banks::keys`).
+    pub bank_keys: Arc<crate::banks::keys::BankKeys>,
 }
 
 /// The state as a handler receives it.

@@ -195,6 +195,7 @@ mod concurrency;
 mod group_commit;
 mod hostile_input;
 mod inquiry;
+mod key_memory;
 mod late_callbacks;
 mod ledger;
 mod signatures;

@@ -173,9 +173,13 @@ async fn a_run_sets_its_own_limits_so_the_pools_statement_timeout_cannot_cut_it_
         .expect_err("the pool's statements are cut at 50 ms");
     assert_eq!(slow.as_db_error().map(|e| e.code().code()), Some("57014"), "{slow}");
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let app =
-        paygate::startup::Application::build(integration_tests::test_config(), pool, listener)
-            .expect("build the app");
+    let app = paygate::startup::Application::build(
+        integration_tests::test_config(),
+        pool,
+        w.app.db_settings.clone().into(),
+        listener,
+    )
+    .expect("build the app");
     let address = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
     // Enough lines that copying and classifying them each take far longer than 50 ms.
