@@ -122,7 +122,7 @@ pub async fn resolve_paid_inquiries_of(
 /// difference has one already.
 pub async fn reconcile_run(
     client: &impl GenericClient,
-    run: crate::reconciliation::engine::NewRun<'_>,
+    run: crate::reconciliation::model::NewRun<'_>,
     bank: &BankCode,
 ) -> Result<(), tokio_postgres::Error> {
     let system: Value = actor_json(&Actor::system());

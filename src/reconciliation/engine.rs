@@ -31,7 +31,7 @@ use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::Type;
 
 use super::error::ReconcileError;
-use super::model::{Outcome, Run, TotalsBy, RUN_COLUMNS};
+use super::model::{NewRun, Outcome, Run, TotalsBy, RUN_COLUMNS};
 use super::statement::{Line, StatementError, StatementReader};
 use crate::audit::{self, Action, Actor};
 use crate::banks::callbacks::{
@@ -141,14 +141,6 @@ pub async fn run(
             result => return result,
         }
     }
-}
-
-/// The run being written: its id, which the API and the cases show, and its number, by which
-/// its items are keyed (narrower than the id, and always increasing).
-#[derive(Debug, Clone, Copy)]
-pub struct NewRun<'a> {
-    pub id: &'a RunId,
-    pub seq: i64,
 }
 
 /// One attempt of a run, in one transaction: it records the whole run or, failing, nothing.

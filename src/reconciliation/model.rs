@@ -308,3 +308,11 @@ mod tests {
         );
     }
 }
+
+/// The run being written: its id, which the API and the cases show, and its number, by which
+/// its items are keyed (narrower than the id, and always increasing).
+#[derive(Debug, Clone, Copy)]
+pub struct NewRun<'a> {
+    pub id: &'a RunId,
+    pub seq: i64,
+}
