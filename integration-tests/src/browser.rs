@@ -146,7 +146,15 @@ impl Browser {
 
     /// The visible text of the first element matching the CSS selector.
     pub async fn text(&self, css: &str) -> String {
-        self.find(css).await.text().await.expect("an element's text")
+        // A live page may replace the element between finding it and reading it: find it again.
+        for _ in 0..20 {
+            match self.find(css).await.text().await {
+                Ok(text) => return text,
+                Err(err) if err.is_stale_element_reference() => continue,
+                Err(err) => panic!("the text of {css}: {err}"),
+            }
+        }
+        panic!("{css} was replaced every time its text was read");
     }
 
     /// Types `text` into the field matching `css`, replacing what it held.
