@@ -68,6 +68,7 @@ impl Application {
         let state = web::Data::new(AppState {
             pool,
             bank_keys,
+            checklist: Arc::default(),
             metrics,
             openapi_json: crate::openapi::to_json(&crate::openapi::document()),
             config: Arc::new(config.clone()),
@@ -106,6 +107,8 @@ impl Application {
                 .configure(crate::payments::configure)
                 .configure(crate::banks::configure)
                 .configure(crate::refunds::configure)
+                .configure(crate::sandbox::configure)
+                .configure(crate::checklist::configure)
                 .configure(crate::ledger::configure)
                 .configure(crate::notifications::configure)
                 .configure(crate::reconciliation::configure)

@@ -20,6 +20,7 @@ pub struct NewAgency {
     pub notify_url: Option<Url>,
     /// The label of the agency's first API key.
     pub key_label: Option<String>,
+    pub sandbox: bool,
 }
 
 /// The answer to creating an agency: the only time its first key and its secret are shown.
@@ -39,6 +40,8 @@ pub struct CreatedAgency {
     pub api_key_id: String,
     /// The HMAC key with which paygate signs this agency's notifications; shown once.
     pub notify_secret: String,
+    /// Whether this is a sandbox agency (fixed at creation).
+    pub sandbox: bool,
 }
 
 /// An agency as administrators read it: never with its secrets.
@@ -59,6 +62,9 @@ pub struct Agency {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(example = json!(["fee", "hospital_fee"]))]
     pub obligations: Option<Vec<String>>,
+    /// Whether this is a sandbox agency (fixed at creation): its orders are paid only by
+    /// sandbox banks, and its money is kept in `sandbox:` ledger accounts.
+    pub sandbox: bool,
     #[serde(serialize_with = "crate::timefmt::serialize")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,
@@ -77,7 +83,7 @@ pub struct Agency {
 /// of its newest order, found through the index on (agency_code, seq), so that it costs one
 /// index probe per agency and no order ever writes to the agency's row.
 const AGENCY_COLUMNS: &str =
-    "a.code, a.name, a.notify_url, a.disabled, a.obligations, a.created_at,
+    "a.code, a.name, a.notify_url, a.disabled, a.obligations, a.sandbox, a.created_at,
     a.updated_at,
     (SELECT p.created_at FROM payments p WHERE p.agency_code = a.code
      ORDER BY p.seq DESC LIMIT 1) AS last_activity_at,
@@ -91,6 +97,7 @@ impl Agency {
             notify_url: row.get("notify_url"),
             disabled: row.get("disabled"),
             obligations: row.get("obligations"),
+            sandbox: row.get("sandbox"),
             created_at: row.get("created_at"),
             updated_at: row.get("updated_at"),
             last_activity_at: row.get("last_activity_at"),
@@ -116,12 +123,14 @@ pub async fn create(
     let notify_url = agency.notify_url.map(String::from);
     let inserted = transaction
         .execute(
-            "INSERT INTO agencies (code, name, notify_url, notify_secret) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO agencies (code, name, notify_url, notify_secret, sandbox)
+             VALUES ($1, $2, $3, $4, $5)",
             &[
                 &agency.code.as_str(),
                 &agency.name,
                 &notify_url,
                 &notify_secret,
+                &agency.sandbox,
             ],
         )
         .await;
@@ -145,6 +154,7 @@ pub async fn create(
         "notify_url": notify_url.as_deref().and_then(redact::stored_address),
         "key_id": key.id,
         "key_label": agency.key_label,
+        "sandbox": agency.sandbox,
     });
     audit::record(
         &transaction,
@@ -163,6 +173,7 @@ pub async fn create(
         api_key: key.api_key,
         api_key_id: key.id,
         notify_secret,
+        sandbox: agency.sandbox,
     })
 }
 

@@ -15,6 +15,14 @@ use crate::db::DbError;
 use crate::domain::BankCode;
 use crate::http::pagination::{Page, PageRequest};
 
+/// A bank to create.
+pub struct NewBank {
+    pub code: BankCode,
+    pub name: String,
+    /// A sandbox bank pays only sandbox orders.
+    pub sandbox: bool,
+}
+
 /// The answer to creating a bank: the only time its first secret is shown.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CreatedBank {
@@ -27,6 +35,8 @@ pub struct CreatedBank {
     pub key_id: String,
     /// The HMAC-SHA256 key (its UTF-8 bytes); shown once.
     pub secret: String,
+    /// Whether this is a sandbox bank (fixed at creation).
+    pub sandbox: bool,
 }
 
 /// A new signing key: the only time its secret is shown.
@@ -50,6 +60,8 @@ pub struct Bank {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(example = "https://api.vcb.com.vn/paygate/refunds")]
     pub refund_url: Option<String>,
+    /// Whether this is a sandbox bank (fixed at creation): it pays only sandbox orders.
+    pub sandbox: bool,
     #[serde(serialize_with = "crate::timefmt::serialize")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,
@@ -76,6 +88,8 @@ pub struct BankItem {
     /// Where refund instructions for this bank go; absent when none is set.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refund_url: Option<String>,
+    /// Whether this is a sandbox bank (fixed at creation): it pays only sandbox orders.
+    pub sandbox: bool,
     #[serde(serialize_with = "crate::timefmt::serialize")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,
@@ -97,6 +111,7 @@ impl BankItem {
             name: row.get("name"),
             disabled: row.get("disabled"),
             refund_url: row.get("refund_url"),
+            sandbox: row.get("sandbox"),
             created_at: row.get("created_at"),
             updated_at: row.get("updated_at"),
             last_activity_at: row.get("last_activity_at"),
@@ -109,7 +124,7 @@ impl BankItem {
 /// the bank sent that paygate recorded, found through two small indexes per bank at read time,
 /// so that no callback ever writes to the bank's row. Lines applied by reconciliation are not
 /// the bank's activity and are not counted.
-const BANK_COLUMNS: &str = "b.code, b.name, b.disabled, b.refund_url, b.created_at,
+const BANK_COLUMNS: &str = "b.code, b.name, b.disabled, b.refund_url, b.sandbox, b.created_at,
     b.updated_at,
     greatest(
         (SELECT c.received_at FROM bank_callbacks c
@@ -164,16 +179,20 @@ fn key_target(code: &BankCode, key_id: &str) -> String {
 /// Creates the bank and its first signing key in one transaction, with its audit entry.
 pub async fn create(
     pool: &Pool,
-    code: BankCode,
-    name: String,
+    bank: NewBank,
     actor: &Actor,
 ) -> Result<CreatedBank, AdminError> {
+    let NewBank {
+        code,
+        name,
+        sandbox,
+    } = bank;
     let mut client = pool.get().await?;
     let transaction = client.transaction().await?;
     let inserted = transaction
         .execute(
-            "INSERT INTO banks (code, name) VALUES ($1, $2)",
-            &[&code.as_str(), &name],
+            "INSERT INTO banks (code, name, sandbox) VALUES ($1, $2, $3)",
+            &[&code.as_str(), &name, &sandbox],
         )
         .await;
     if let Err(err) = inserted {
@@ -183,7 +202,7 @@ pub async fn create(
         });
     }
     let key = insert_key(&transaction, &code).await?;
-    let detail = json!({"name": name, "key_id": key.key_id});
+    let detail = json!({"name": name, "key_id": key.key_id, "sandbox": sandbox});
     audit::record(
         &transaction,
         actor,
@@ -199,6 +218,7 @@ pub async fn create(
         name,
         key_id: key.key_id,
         secret: key.secret,
+        sandbox,
     })
 }
 
@@ -211,6 +231,9 @@ pub async fn add_key(pool: &Pool, code: &BankCode, actor: &Actor) -> Result<Bank
         Ok(key) => key,
         Err(err) if violated_constraint(&err) == Some("bank_keys_bank_code_fkey") => {
             return Err(AdminError::BankNotFound(code.clone()));
+        }
+        Err(err) if violated_constraint(&err) == Some("bank_keys_not_sandbox") => {
+            return Err(AdminError::BuiltinBank(code.clone()));
         }
         Err(err) => return Err(err.into()),
     };
@@ -289,6 +312,7 @@ async fn read_with_keys(client: &impl GenericClient, code: &BankCode) -> Result<
         name: bank.name,
         disabled: bank.disabled,
         refund_url: bank.refund_url,
+        sandbox: bank.sandbox,
         created_at: bank.created_at,
         updated_at: bank.updated_at,
         last_activity_at: bank.last_activity_at,

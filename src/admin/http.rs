@@ -36,6 +36,7 @@ impl AdminError {
                 ErrorCode::DuplicateCode
             }
             AdminError::LastAdminKey(_) => ErrorCode::LastAdminKey,
+            AdminError::BuiltinBank(_) => ErrorCode::BuiltinBank,
             AdminError::UnknownObligations(_) => ErrorCode::ValidationFailed,
             AdminError::Db(err) if err.is_transient() => ErrorCode::Unavailable,
             AdminError::Db(_) => ErrorCode::InternalError,
@@ -54,7 +55,8 @@ impl From<AdminError> for ApiError {
             }
             AdminError::DuplicateAgency(_)
             | AdminError::DuplicateBank(_)
-            | AdminError::LastAdminKey(_) => ApiError::conflict(err.code(), err.to_string()),
+            | AdminError::LastAdminKey(_)
+            | AdminError::BuiltinBank(_) => ApiError::conflict(err.code(), err.to_string()),
             AdminError::UnknownObligations(_) => ApiError::invalid("obligations", err.to_string()),
         }
     }
@@ -116,6 +118,9 @@ pub struct CreateAgencyRequest {
     /// 1-64 characters: whose the agency's first API key is.
     #[schema(example = "Cổng dịch vụ công Hà Nội, máy chủ 1")]
     label: Option<String>,
+    /// `true` for a sandbox agency (default `false`; fixed at creation): its orders are
+    /// sandbox orders, paid only by sandbox banks, and its money is kept apart from live money.
+    sandbox: Option<bool>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -151,6 +156,9 @@ pub struct CreateBankRequest {
     /// 1-255 characters.
     #[schema(example = "Ngân hàng TMCP Ngoại thương Việt Nam")]
     name: String,
+    /// `true` for a sandbox bank (default `false`; fixed at creation): it pays only sandbox
+    /// orders, and live orders are unknown to it.
+    sandbox: Option<bool>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -278,6 +286,19 @@ fn path_bank(code: &str) -> Result<BankCode, ApiError> {
     BankCode::parse(code).map_err(|_| bank_not_found(code))
 }
 
+/// The optional `sandbox` flag of a new agency or bank: `true` or `false`, absent or `null`
+/// meaning `false`.
+fn sandbox_field(v: &mut Validator, body: &Map<String, Value>) -> Option<bool> {
+    match body.get("sandbox") {
+        None | Some(Value::Null) => Some(false),
+        Some(Value::Bool(sandbox)) => Some(*sandbox),
+        Some(_) => {
+            v.error("sandbox", "must be true or false");
+            None
+        }
+    }
+}
+
 /// The page a list without filters asks for.
 fn page_only(query: &HashMap<String, String>) -> Result<PageRequest, ApiError> {
     let mut v = Validator::new();
@@ -301,12 +322,14 @@ pub async fn create_agency(principal: Principal, state: State, JsonBody(body): J
     let name = v.required(&body, "name", text(1, NAME_MAX_CHARS));
     let notify_url = v.optional(&body, "notify_url", notify_url_field(&state));
     let label = v.optional(&body, "label", label_field);
+    let sandbox = sandbox_field(&mut v, &body);
     let agency = v.finish_with(|| {
         Some(agencies::NewAgency {
             code: code?,
             name: name?,
             notify_url: notify_url?,
             key_label: label?,
+            sandbox: sandbox?,
         })
     })?;
     let created = agencies::create(&state.pool, agency, &Actor::api(&principal)).await?;
@@ -436,8 +459,14 @@ pub async fn create_bank(principal: Principal, state: State, JsonBody(body): Jso
     let mut v = Validator::new();
     let code = v.required(&body, "code", parsed(BankCode::parse));
     let name = v.required(&body, "name", text(1, NAME_MAX_CHARS));
-    let (code, name) = v.finish_with(|| Some((code?, name?)))?;
-    let created = banks::create(&state.pool, code, name, &Actor::api(&principal)).await?;
+    let sandbox = sandbox_field(&mut v, &body);
+    let (code, name, sandbox) = v.finish_with(|| Some((code?, name?, sandbox?)))?;
+    let bank = banks::NewBank {
+        code,
+        name,
+        sandbox,
+    };
+    let created = banks::create(&state.pool, bank, &Actor::api(&principal)).await?;
     Ok(HttpResponse::Created().json(created))
 }
 

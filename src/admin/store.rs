@@ -34,6 +34,9 @@ pub enum AdminError {
     /// An agency's allowed obligations name codes that no catalog entry has.
     #[error("{} is not an obligation of the catalog", .0.join(", "))]
     UnknownObligations(Vec<String>),
+    /// The built-in sandbox bank has no keys: nobody signs as it.
+    #[error("the built-in sandbox bank {0} has no signing keys: paygate alone acts as it")]
+    BuiltinBank(BankCode),
     #[error(transparent)]
     Db(#[from] DbError),
 }

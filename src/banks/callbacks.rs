@@ -25,7 +25,8 @@ use crate::cases::{self, opening::ExceptionCase};
 use crate::db::DbError;
 use crate::domain::{AgencyCode, BankCode, BankTxnId, PaymentId};
 use crate::ledger::exceptions::{self, NewException, Reason};
-use crate::ledger::{self, Kind, Posting};
+use crate::checklist::{self, BankStep};
+use crate::ledger::{self, Book, Kind, Posting};
 use crate::notifications::outbox::EventType;
 use crate::payments::model::{Payment, PaymentStatus};
 use crate::payments::store::record_event;
@@ -66,6 +67,19 @@ impl CallbackOutcome {
             (CallbackOutcome::Accepted { .. }, CallbackStatus::Succeeded { .. }) => "accepted",
             (CallbackOutcome::Duplicate { .. }, _) => "duplicate",
             (CallbackOutcome::Exception { .. }, _) => "exception",
+        }
+    }
+
+    /// The step of the bank's checklist that this outcome shows.
+    pub fn checklist_step(&self, status: CallbackStatus) -> BankStep {
+        match (self, status) {
+            (CallbackOutcome::Accepted { .. }, CallbackStatus::Failed { .. }) => {
+                BankStep::CallbackFailedStatus
+            }
+            (CallbackOutcome::Duplicate { .. }, _) => BankStep::RedeliveryDuplicate,
+            (CallbackOutcome::Accepted { .. } | CallbackOutcome::Exception { .. }, _) => {
+                BankStep::CallbackAccepted
+            }
         }
     }
 }
@@ -158,6 +172,11 @@ pub async fn process_on(
         let transaction = client.transaction().await?;
         match attempt(&transaction, bank, callback, source).await? {
             Attempt::Done(decision) => {
+                // A bank's own callback (not a statement line) is a step of its checklist.
+                if let (Source::Callback, Ok(outcome)) = (source, &decision) {
+                    let step = outcome.checklist_step(callback.status);
+                    checklist::mark_banks(&transaction, &[(bank.as_str(), step)]).await?;
+                }
                 transaction.commit().await?;
                 return decision;
             }
@@ -177,7 +196,7 @@ async fn attempt(
     // round trip. A redelivery is answered first whatever the lock found.
     let (recorded, order) = futures_util::future::try_join(
         store::recorded(client, bank, callback, source),
-        store::lock_order(client, &callback.payment_id),
+        store::lock_order(client, bank, &callback.payment_id),
     )
     .await?;
     if let Some(recorded) = recorded {
@@ -284,12 +303,14 @@ async fn pay(
         bank_txn_id: Some(callback.bank_txn_id.clone()),
         ..order.clone()
     };
+    let book = Book::of(order.sandbox);
     let posting = Posting::transfer(
+        book,
         Kind::Payment,
         callback_id,
         &order.id,
         bank,
-        ledger::agency_account(&order.agency, &order.obligation),
+        book.agency(&order.agency, &order.obligation),
         order.amount,
     );
     let mark_pending_paid = async {
@@ -330,12 +351,14 @@ async fn suspend(
     else {
         return Ok(Attempt::Raced);
     };
+    let book = Book::of(order.sandbox);
     let posting = Posting::transfer(
+        book,
         Kind::Suspense,
         callback_id,
         &order.id,
         bank,
-        ledger::suspense_account(bank),
+        book.suspense(bank),
         callback.amount,
     );
     ledger::post(client, &posting).await?;

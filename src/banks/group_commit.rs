@@ -38,7 +38,8 @@ use crate::config::MAX_CALLBACK_LANES;
 use crate::db::lanes::Lanes;
 use crate::db::DbError;
 use crate::domain::BankCode;
-use crate::ledger::{self, Kind, Posting};
+use crate::checklist::{self, BankStep};
+use crate::ledger::{self, Book, Kind, Posting};
 use crate::notifications::outbox::{self, EventType};
 use crate::payments::model::{Payment, PaymentStatus};
 use crate::telemetry::Metrics;
@@ -223,7 +224,7 @@ pub(crate) async fn pay_in_bulk(
         .collect();
     let (recorded, orders) = futures_util::future::try_join(
         store::recorded_among(transaction, &banks, &txn_ids),
-        store::lock_orders(transaction, &payment_ids),
+        store::lock_orders(transaction, &payment_ids, &banks),
     )
     .await?;
     let mut paying = Vec::new();
@@ -305,12 +306,14 @@ async fn write_payments(
             p.bank.as_str().to_owned(),
             p.callback.bank_txn_id.as_str().to_owned(),
         );
+        let book = Book::of(order.sandbox);
         postings.push(Posting::transfer(
+            book,
             Kind::Payment,
             callback_ids[&key],
             &order.id,
             p.bank,
-            ledger::agency_account(&order.agency, &order.obligation),
+            book.agency(&order.agency, &order.obligation),
             order.amount,
         ));
         let paid = Payment {
@@ -326,10 +329,19 @@ async fn write_payments(
         .iter()
         .map(|(_, order, _)| order.id.as_str())
         .collect();
-    futures_util::future::try_join3(
+    // Statement lines are not the bank's own steps.
+    let steps: Vec<(&str, BankStep)> = match source {
+        Source::Callback => paying
+            .iter()
+            .map(|(_, _, p)| (p.bank.as_str(), BankStep::CallbackAccepted))
+            .collect(),
+        Source::Reconciliation => Vec::new(),
+    };
+    futures_util::future::try_join4(
         ledger::post_callbacks(client, &postings),
         outbox::record_many(client, EventType::Paid, &events),
         cases::opening::resolve_paid_inquiries_of(client, &payment_ids),
+        checklist::mark_banks(client, &steps),
     )
     .await?;
     Ok(())

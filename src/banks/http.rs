@@ -16,13 +16,13 @@ use super::callbacks::{CallbackError, CallbackOutcome, MAX_PAID_AT_AHEAD};
 use super::group_commit::GroupCommit;
 use super::model::{Callback, CallbackStatus};
 use super::verify::{self, Rejected};
+use crate::checklist::BankStep;
 use crate::domain::{amount_field, AgencyCode, BankCode, BankTxnId, PaymentId};
 use crate::http::answers::{PaymentNotFound, ValidationFailed};
 use crate::http::body::{parse_object, parsed, text, RawBody, Validator};
 use crate::http::error::{ApiError, ErrorCode};
-use crate::http::{Answer, State};
+use crate::http::{Answer, AppState, State};
 use crate::payments::model::{Payment, PaymentStatus};
-use crate::payments::store;
 use crate::telemetry::CallbackLabels;
 
 impl From<Rejected> for ApiError {
@@ -272,7 +272,20 @@ pub async fn inquiry(state: State, SignedBody { bank, body }: SignedBody) -> Ans
     let mut v = Validator::new();
     let payment_id = v.required(&body, "payment_id", text(1, 64));
     let payment_id = v.finish_with(|| payment_id.map(PaymentId::from_trusted))?;
-    let payment = store::get(&state.pool, &payment_id, None).await?;
+    let client = state.pool.get().await?;
+    let payment = super::store::order_for_bank(&client, &bank, &payment_id)
+        .await?
+        .ok_or_else(|| {
+            ApiError::not_found(
+                ErrorCode::PaymentNotFound,
+                format!("no payment {payment_id}"),
+            )
+        })?;
+    drop(client);
+    state
+        .checklist
+        .note_bank(&state.pool, bank.as_str(), BankStep::Inquiry)
+        .await;
     Ok(HttpResponse::Ok().json(InquiryAnswer::from(payment)))
 }
 
@@ -296,6 +309,17 @@ pub async fn callback(
     lanes: web::Data<GroupCommit>,
     SignedBody { bank, body }: SignedBody,
 ) -> Answer {
+    apply_callback(&state, &lanes, &bank, &body).await
+}
+
+/// A verified callback's body, decided and answered: what [`callback`] does once the signature
+/// holds, and what the sandbox bank's callbacks go through too.
+pub async fn apply_callback(
+    state: &AppState,
+    lanes: &GroupCommit,
+    bank: &BankCode,
+    body: &[u8],
+) -> Answer {
     let count = |result: &'static str| {
         state
             .metrics
@@ -307,7 +331,7 @@ pub async fn callback(
             .inc();
     };
     let parsed =
-        parse_object(&body).and_then(|body| parse_callback(&body, OffsetDateTime::now_utc()));
+        parse_object(body).and_then(|body| parse_callback(&body, OffsetDateTime::now_utc()));
     let callback = match parsed {
         Ok(callback) => callback,
         Err(err) => {
@@ -315,7 +339,7 @@ pub async fn callback(
             return Err(err);
         }
     };
-    match lanes.process(&bank, &callback).await {
+    match lanes.process(bank, &callback).await {
         Ok(outcome) => {
             count(outcome.metric_label(callback.status));
             Ok(HttpResponse::Ok().json(CallbackAnswer::from(outcome)))

@@ -35,24 +35,65 @@ const RECONNECT_AFTER: Duration = Duration::from_secs(1);
 /// The `application_name` of the listener's connection.
 pub const LISTENER_NAME: &str = "paygate bank keys";
 
-/// The live secrets by bank and key id, while the listener listens.
-#[derive(Default)]
+/// The code of the built-in sandbox bank, which the migrations create without a key.
+pub const SANDBOX_BANK: &str = "SANDBOX";
+
+/// The key id under which paygate signs as the sandbox bank (see [`BankKeys::sign_as_sandbox`]).
+const SANDBOX_KID: &str = "paygate-sandbox";
+
+/// A bank's live signing key.
+#[derive(Debug)]
+pub struct Key {
+    pub secret: String,
+    /// Whether the bank had a key before this one: a request signed with it shows that the
+    /// bank has rotated its keys.
+    pub rotated: bool,
+}
+
+/// The live keys by bank and key id, while the listener listens.
 pub struct BankKeys {
-    secrets: RwLock<HashMap<(String, String), Arc<str>>>,
+    secrets: RwLock<HashMap<(String, String), Arc<Key>>>,
+    /// The key with which this process signs as the sandbox bank: random, made at start, held
+    /// only here and never shown, so that nobody else can sign as it. Each replica has its
+    /// own, which is enough: a replica verifies only what it signed itself.
+    sandbox: Arc<Key>,
     /// Bumped by every change announced; a read keeps what it found only if it is unchanged.
     generation: AtomicU64,
     /// Whether the listener is listening: memory is trusted only then.
     listening: AtomicBool,
 }
 
+impl Default for BankKeys {
+    fn default() -> Self {
+        BankKeys {
+            secrets: RwLock::default(),
+            sandbox: Arc::new(Key {
+                secret: crate::auth::keys::random_secret("sbx"),
+                rotated: false,
+            }),
+            generation: AtomicU64::default(),
+            listening: AtomicBool::default(),
+        }
+    }
+}
+
 impl BankKeys {
-    /// The secret of the bank's live key `kid`, if it has one.
-    pub async fn secret(
+    /// A `Paygate-Signature` value for `body`, signed now as the sandbox bank.
+    pub fn sign_as_sandbox(&self, body: &[u8]) -> String {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        crate::signature::sign(self.sandbox.secret.as_bytes(), SANDBOX_KID, now, body)
+    }
+
+    /// The bank's live key `kid`, if it has one.
+    pub async fn key(
         &self,
         pool: &Pool,
         bank: &BankCode,
         kid: &str,
-    ) -> Result<Option<Arc<str>>, DbError> {
+    ) -> Result<Option<Arc<Key>>, DbError> {
+        if bank.as_str() == SANDBOX_BANK {
+            return Ok((kid == SANDBOX_KID).then(|| self.sandbox.clone()));
+        }
         let key = (bank.as_str().to_owned(), kid.to_owned());
         if self.listening.load(Ordering::Acquire) {
             if let Some(secret) = self.read_lock().get(&key) {
@@ -60,7 +101,7 @@ impl BankKeys {
             }
         }
         let generation = self.generation.load(Ordering::Acquire);
-        let secret: Option<Arc<str>> = read_secret(pool, bank, kid).await?.map(Arc::from);
+        let secret: Option<Arc<Key>> = read_key(pool, bank, kid).await?.map(Arc::new);
         if let Some(secret) = &secret {
             let mut secrets = self.write_lock();
             // Checked under the lock that `forget` takes, so that nothing read before a change
@@ -145,29 +186,35 @@ impl BankKeys {
         self.forget("*");
     }
 
-    fn read_lock(&self) -> std::sync::RwLockReadGuard<'_, HashMap<(String, String), Arc<str>>> {
+    fn read_lock(&self) -> std::sync::RwLockReadGuard<'_, HashMap<(String, String), Arc<Key>>> {
         self.secrets
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn write_lock(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<(String, String), Arc<str>>> {
+    fn write_lock(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<(String, String), Arc<Key>>> {
         self.secrets
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
-async fn read_secret(pool: &Pool, bank: &BankCode, kid: &str) -> Result<Option<String>, DbError> {
+async fn read_key(pool: &Pool, bank: &BankCode, kid: &str) -> Result<Option<Key>, DbError> {
     let client = pool.get().await?;
     let statement = client
         .prepare_cached(
-            "SELECT secret FROM bank_keys
-             WHERE bank_code = $1 AND key_id = $2 AND revoked_at IS NULL",
+            "SELECT k.secret, EXISTS (SELECT 1 FROM bank_keys o
+                                      WHERE o.bank_code = k.bank_code
+                                        AND o.created_at < k.created_at)
+             FROM bank_keys k
+             WHERE k.bank_code = $1 AND k.key_id = $2 AND k.revoked_at IS NULL",
         )
         .await?;
     Ok(client
         .query_opt(&statement, &[&bank.as_str(), &kid])
         .await?
-        .map(|row| row.get(0)))
+        .map(|row| Key {
+            secret: row.get(0),
+            rotated: row.get(1),
+        }))
 }

@@ -16,18 +16,41 @@ use crate::payments::model::{Payment, PaymentStatus, PAYMENT_COLUMNS};
 use crate::payments::store::expire_overdue_holder;
 
 /// Locks the order a callback names (`FOR UPDATE`), so that concurrent callbacks for one order
-/// are decided one after another; `None` when there is no such order.
+/// are decided one after another; `None` when there is no such order for this bank: a sandbox
+/// bank sees only sandbox orders, and a live bank only live ones.
 pub async fn lock_order(
     client: &impl GenericClient,
+    bank: &BankCode,
     payment_id: &PaymentId,
 ) -> Result<Option<Payment>, DbError> {
     let statement = client
         .prepare_cached(&format!(
-            "SELECT {PAYMENT_COLUMNS} FROM payments p WHERE p.id = $1 FOR UPDATE"
+            "SELECT {PAYMENT_COLUMNS} FROM payments p
+             WHERE p.id = $1 AND p.sandbox = (SELECT b.sandbox FROM banks b WHERE b.code = $2)
+             FOR UPDATE OF p"
         ))
         .await?;
     Ok(client
-        .query_opt(&statement, &[&payment_id.as_str()])
+        .query_opt(&statement, &[&payment_id.as_str(), &bank.as_str()])
+        .await?
+        .map(|row| Payment::from_row(&row)))
+}
+
+/// The order a bank's inquiry names, as [`lock_order`] finds it for that bank (without a
+/// lock): a sandbox bank sees only sandbox orders, and a live bank only live ones.
+pub async fn order_for_bank(
+    client: &impl GenericClient,
+    bank: &BankCode,
+    payment_id: &PaymentId,
+) -> Result<Option<Payment>, DbError> {
+    let statement = client
+        .prepare_cached(&format!(
+            "SELECT {PAYMENT_COLUMNS} FROM payments p
+             WHERE p.id = $1 AND p.sandbox = (SELECT b.sandbox FROM banks b WHERE b.code = $2)"
+        ))
+        .await?;
+    Ok(client
+        .query_opt(&statement, &[&payment_id.as_str(), &bank.as_str()])
         .await?
         .map(|row| Payment::from_row(&row)))
 }
@@ -257,18 +280,23 @@ pub async fn recorded_among(
 }
 
 /// Locks the orders of a batch of callbacks (`FOR UPDATE`, in the order of their ids, so that
-/// two batches never wait for each other in a circle), as [`lock_order`] locks one; by id.
+/// two batches never wait for each other in a circle), as [`lock_order`] locks one, each for
+/// the bank of its callback (`banks[n]` for `payment_ids[n]`); by id.
 pub async fn lock_orders(
     client: &impl GenericClient,
     payment_ids: &[&str],
+    banks: &[&str],
 ) -> Result<HashMap<String, Payment>, tokio_postgres::Error> {
     let statement = client
         .prepare_cached(&format!(
-            "SELECT {PAYMENT_COLUMNS} FROM payments p WHERE p.id = ANY($1) ORDER BY p.id
-             FOR UPDATE"
+            "SELECT {PAYMENT_COLUMNS} FROM unnest($1::text[], $2::text[]) AS k (id, bank)
+             JOIN payments p ON p.id = k.id
+             WHERE p.sandbox = (SELECT b.sandbox FROM banks b WHERE b.code = k.bank)
+             ORDER BY p.id
+             FOR UPDATE OF p"
         ))
         .await?;
-    let rows = client.query(&statement, &[&payment_ids]).await?;
+    let rows = client.query(&statement, &[&payment_ids, &banks]).await?;
     Ok(rows
         .iter()
         .map(|row| {

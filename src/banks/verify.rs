@@ -5,6 +5,7 @@
 use actix_web::HttpRequest;
 use time::OffsetDateTime;
 
+use crate::checklist::BankStep;
 use crate::db::DbError;
 use crate::domain::BankCode;
 use crate::http::AppState;
@@ -22,25 +23,60 @@ pub enum Rejected {
     Db(#[from] DbError),
 }
 
-/// Returns the verified bank. A rejected signature is counted and logged here, so that every
-/// signed endpoint reports it alike.
+/// Returns the verified bank. A rejected signature is counted, logged and marked on the bank's
+/// checklist here, so that every signed endpoint reports it alike; so is a request signed with
+/// a key the bank received after its first.
 pub async fn verify(
     state: &AppState,
     bank_in_path: &str,
     req: &HttpRequest,
     body: &[u8],
 ) -> Result<BankCode, Rejected> {
+    let mut values = req.headers().get_all(HEADER);
+    let header = match (values.next(), values.next()) {
+        (Some(value), None) => value.to_str().ok(),
+        _ => None,
+    };
+    verify_header(state, bank_in_path, header, body).await
+}
+
+/// As [`verify`], with the request's one `Paygate-Signature` value (`None`: missing, repeated
+/// or not text).
+pub async fn verify_header(
+    state: &AppState,
+    bank_in_path: &str,
+    header: Option<&str>,
+    body: &[u8],
+) -> Result<BankCode, Rejected> {
     match check(
         state,
         bank_in_path,
-        req,
+        header,
         body,
         state.config.signature_tolerance_s,
     )
     .await
     {
-        Ok(bank) => Ok(bank),
+        Ok((bank, rotated)) => {
+            if rotated {
+                let checklist = &state.checklist;
+                checklist
+                    .note_bank(&state.pool, bank.as_str(), BankStep::KeyRotated)
+                    .await;
+            }
+            Ok(bank)
+        }
         Err(Rejected::Signature(err)) => {
+            let step = match err {
+                SignatureError::Expired => BankStep::ExpiredSignatureRejected,
+                _ => BankStep::BadSignatureRejected,
+            };
+            if BankCode::parse(bank_in_path).is_ok() {
+                state
+                    .checklist
+                    .note_bank(&state.pool, bank_in_path, step)
+                    .await;
+            }
             state
                 .metrics
                 .signature_failures
@@ -59,30 +95,26 @@ pub async fn verify(
     }
 }
 
+/// The verified bank, and whether the key it signed with came after its first.
 async fn check(
     state: &AppState,
     bank_in_path: &str,
-    req: &HttpRequest,
+    header: Option<&str>,
     body: &[u8],
     tolerance_s: u64,
-) -> Result<BankCode, Rejected> {
-    let mut values = req.headers().get_all(HEADER);
-    let value = values.next().ok_or(SignatureError::Malformed)?;
-    if values.next().is_some() {
-        return Err(SignatureError::Malformed.into());
-    }
-    let header = SignatureHeader::parse(value.to_str().map_err(|_| SignatureError::Malformed)?)?;
+) -> Result<(BankCode, bool), Rejected> {
+    let header = SignatureHeader::parse(header.ok_or(SignatureError::Malformed)?)?;
     let bank = BankCode::parse(bank_in_path).map_err(|_| SignatureError::UnknownKey)?;
-    let secret = state
+    let key = state
         .bank_keys
-        .secret(&state.pool, &bank, &header.kid)
+        .key(&state.pool, &bank, &header.kid)
         .await?
         .ok_or(SignatureError::UnknownKey)?;
     header.verify(
-        secret.as_bytes(),
+        key.secret.as_bytes(),
         body,
         OffsetDateTime::now_utc().unix_timestamp(),
         tolerance_s,
     )?;
-    Ok(bank)
+    Ok((bank, key.rotated))
 }

@@ -15,7 +15,8 @@ use crate::audit::{self, Action, Actor};
 use crate::db::error::violated_constraint;
 use crate::db::DbError;
 use crate::domain::{AgencyCode, Amount, BankCode, BankTxnId, PaymentId};
-use crate::ledger::{self, Entry, Kind, Posting, Source};
+use crate::checklist::{self, AgencyStep};
+use crate::ledger::{self, Book, Entry, Kind, Posting, Source};
 use crate::notifications::outbox::EventType;
 use crate::payments::model::{Payment, PaymentStatus, PAYMENT_COLUMNS};
 use crate::payments::store::record_event;
@@ -220,6 +221,11 @@ pub async fn open_inquiry(
             ],
         )
         .await?;
+    // An agency's own inquiry is a step of its checklist.
+    if let Some(agency) = scope {
+        checklist::mark_agency(&transaction, agency.as_str(), AgencyStep::InquiryCaseOpened)
+            .await?;
+    }
     let detail = json!({
         "kind": CaseKind::Inquiry.as_str(),
         "payment_id": payment_id,
@@ -579,9 +585,9 @@ pub async fn approve(pool: &Pool, id: &str, actor: &Actor) -> Result<Case, CaseE
         source: Source::Case(id.to_owned()),
         payment_id: target.clone(),
         entries: vec![
-            Entry::debit(ledger::suspense_account(&bank), amount),
+            Entry::debit(Book::of(order.sandbox).suspense(&bank), amount),
             Entry::credit(
-                ledger::agency_account(&order.agency, &order.obligation),
+                Book::of(order.sandbox).agency(&order.agency, &order.obligation),
                 amount,
             ),
         ],

@@ -178,6 +178,16 @@ texts! {
     LiveOn => ("Đang tự động cập nhật", "Updating live"),
     LiveOff => ("Tạm ngừng cập nhật; tải lại trang để xem số liệu mới", "Live updates paused; reload for new figures"),
     UpdatedAt => ("Cập nhật lúc", "Updated at"),
+    SandboxToday => (
+        "Thử nghiệm (sandbox) hôm nay, không tính vào số liệu trên",
+        "Sandbox today, not counted in the figures above"
+    ),
+    PaidOrdersLower => ("đơn đã thanh toán", "paid orders"),
+    Checklist => ("Danh mục tích hợp", "Integration checklist"),
+    Sandbox => ("Thử nghiệm", "Sandbox"),
+    Ready => ("Sẵn sàng", "Ready"),
+    Done => ("đã thực hiện", "done"),
+    NotYet => ("chưa thực hiện", "not yet"),
     // -- audit --
     AuditTitle => ("Nhật ký kiểm tra", "Audit log"),
     AuditAction => ("Thao tác", "Action"),

@@ -159,6 +159,8 @@ struct Figures {
     dead_events: i64,
     unsealed: i64,
     oldest_unsealed: Option<OffsetDateTime>,
+    /// Sandbox orders paid today: shown apart, never in the live figures.
+    sandbox: Totals,
     at: OffsetDateTime,
 }
 
@@ -177,7 +179,7 @@ async fn figures(state: &AppState) -> Result<Figures, ConsoleError> {
             "SELECT floor(extract(epoch FROM paid_at - $1) / 3600)::int AS hour,
                     count(*), coalesce(sum(amount), 0)
              FROM payments
-             WHERE status = 'paid' AND paid_at >= $1 AND paid_at < $2
+             WHERE status = 'paid' AND paid_at >= $1 AND paid_at < $2 AND NOT sandbox
              GROUP BY 1",
             &[&start, &end],
         )
@@ -193,8 +195,12 @@ async fn figures(state: &AppState) -> Result<Figures, ConsoleError> {
                  (SELECT count(*) FROM ledger_transactions
                   WHERE id > (SELECT coalesce(max(last_transaction), 0) FROM ledger_seals)),
                  (SELECT min(created_at) FROM ledger_transactions
-                  WHERE id > (SELECT coalesce(max(last_transaction), 0) FROM ledger_seals))",
-            &[],
+                  WHERE id > (SELECT coalesce(max(last_transaction), 0) FROM ledger_seals)),
+                 (SELECT count(*) FROM payments
+                  WHERE sandbox AND status = 'paid' AND paid_at >= $1 AND paid_at < $2),
+                 (SELECT coalesce(sum(amount), 0) FROM payments
+                  WHERE sandbox AND status = 'paid' AND paid_at >= $1 AND paid_at < $2)",
+            &[&start, &end],
         )
         .await?;
     let names = |rows: Vec<tokio_postgres::Row>| -> HashMap<String, String> {
@@ -236,6 +242,7 @@ async fn figures(state: &AppState) -> Result<Figures, ConsoleError> {
         dead_events: attention.get(2),
         unsealed: attention.get(3),
         oldest_unsealed: attention.get(4),
+        sandbox: Totals::new(attention.get(5), attention.get(6)),
         at: OffsetDateTime::now_utc(),
     })
 }
@@ -345,6 +352,11 @@ fn fragment(lang: Lang, f: &Figures) -> Markup {
         }
         (totals_table(lang, T::ByAgency, T::Agency,
             f.report.by_agency.iter().map(|a| (a.agency.as_str(), name_of(&f.agency_names, &a.agency), a.totals))))
+        p class="sandbox-note" id="sandbox-today" {
+            (T::SandboxToday.get(lang)) ": "
+            (format::count(lang, f.sandbox.count)) " " (T::PaidOrdersLower.get(lang)) ", "
+            (format::money(lang, f.sandbox.amount))
+        }
         p class="live-state" {
             (T::UpdatedAt.get(lang)) " " (format::time(lang, f.at))
         }

@@ -1,7 +1,10 @@
 //! Agencies and banks: how far each has come in joining (created, first order or callback,
 //! first paid order, last activity, disabled), and the share of agencies that had an order
 //! paid in the last 30 days. Last activity is read as the admin API reads it: an agency's newest
-//! order, a bank's newest callback or rejected callback.
+//! order, a bank's newest callback or rejected callback. Each party's conformance checklist
+//! is shown beside it, and sandbox parties are marked (and left out of the share).
+
+use std::collections::HashSet;
 
 use actix_web::{web, HttpResponse};
 use maud::{html, Markup};
@@ -11,6 +14,7 @@ use super::format;
 use super::i18n::{Lang, T};
 use super::layout::{self, Nav};
 use super::session::{Console, ConsoleError};
+use crate::checklist::{AgencyStep, BankStep};
 use crate::http::State;
 
 /// The most agencies or banks the page lists; the country has a few hundred agencies and a few
@@ -31,18 +35,33 @@ struct Party {
     first_paid: Option<OffsetDateTime>,
     last: Option<OffsetDateTime>,
     disabled: bool,
+    sandbox: bool,
+    /// The checklist's steps, each with whether it is done.
+    steps: Vec<(&'static str, bool)>,
 }
 
 impl Party {
-    fn from_row(row: &tokio_postgres::Row) -> Party {
+    /// A row of the page's queries, with the party's done steps among `all`.
+    fn from_row(
+        row: &tokio_postgres::Row,
+        all: &[&'static str],
+        done: &HashSet<(String, String)>,
+    ) -> Party {
+        let code: String = row.get(0);
+        let steps = all
+            .iter()
+            .map(|step| (*step, done.contains(&(code.clone(), (*step).to_owned()))))
+            .collect();
         Party {
-            code: row.get(0),
             name: row.get(1),
             created_at: row.get(2),
             first: row.get(3),
             first_paid: row.get(4),
             last: row.get(5),
             disabled: row.get(6),
+            sandbox: row.get(7),
+            steps,
+            code,
         }
     }
 }
@@ -65,7 +84,7 @@ async fn parties(console: Console, state: State) -> Result<HttpResponse, Console
                      ORDER BY p.seq LIMIT 1),
                     (SELECT p.created_at FROM payments p WHERE p.agency_code = a.code
                      ORDER BY p.seq DESC LIMIT 1),
-                    a.disabled
+                    a.disabled, a.sandbox
              FROM agencies a ORDER BY a.code LIMIT $1",
             &[&MAX_ROWS],
         )
@@ -86,7 +105,7 @@ async fn parties(console: Console, state: State) -> Result<HttpResponse, Console
                         (SELECT e.created_at FROM callback_exceptions e
                          WHERE e.bank_code = b.code AND e.callback_id IS NULL
                          ORDER BY e.id DESC LIMIT 1)),
-                    b.disabled
+                    b.disabled, b.sandbox
              FROM banks b ORDER BY b.code LIMIT $1",
             &[&MAX_ROWS],
         )
@@ -95,17 +114,40 @@ async fn parties(console: Console, state: State) -> Result<HttpResponse, Console
     let share = transaction
         .query_one(
             "SELECT
-                 (SELECT count(*) FROM agencies a WHERE NOT a.disabled AND EXISTS (
+                 (SELECT count(*) FROM agencies a
+                  WHERE NOT a.disabled AND NOT a.sandbox AND EXISTS (
                       SELECT 1 FROM payments p
                       WHERE p.status = 'paid' AND p.agency_code = a.code
                         AND p.paid_at >= now() - make_interval(days => $1))),
-                 (SELECT count(*) FROM agencies WHERE NOT disabled)",
+                 (SELECT count(*) FROM agencies WHERE NOT disabled AND NOT sandbox)",
             &[&ACTIVE_WINDOW_DAYS],
         )
         .await?;
+    // The checklists' rows: at most eight per party.
+    let done = |rows: Vec<tokio_postgres::Row>| -> HashSet<(String, String)> {
+        rows.iter().map(|row| (row.get(0), row.get(1))).collect()
+    };
+    let agency_steps = done(
+        transaction
+            .query("SELECT agency_code, step FROM agency_checklist", &[])
+            .await?,
+    );
+    let bank_steps = done(
+        transaction
+            .query("SELECT bank_code, step FROM bank_checklist", &[])
+            .await?,
+    );
     transaction.commit().await?;
-    let agencies: Vec<Party> = agencies.iter().map(Party::from_row).collect();
-    let banks: Vec<Party> = banks.iter().map(Party::from_row).collect();
+    let all_agency: Vec<&'static str> = AgencyStep::ALL.iter().map(|s| s.as_str()).collect();
+    let all_bank: Vec<&'static str> = BankStep::ALL.iter().map(|s| s.as_str()).collect();
+    let agencies: Vec<Party> = agencies
+        .iter()
+        .map(|row| Party::from_row(row, &all_agency, &agency_steps))
+        .collect();
+    let banks: Vec<Party> = banks
+        .iter()
+        .map(|row| Party::from_row(row, &all_bank, &bank_steps))
+        .collect();
     let (active, enabled): (i64, i64) = (share.get(0), share.get(1));
 
     let body = html! {
@@ -149,16 +191,22 @@ fn table(lang: Lang, caption: T, first: T, rows: &[Party]) -> Markup {
                         th scope="col" { (T::FirstPaid.get(lang)) }
                         th scope="col" { (T::LastActivity.get(lang)) }
                         th scope="col" { (T::Status.get(lang)) }
+                        th scope="col" { (T::Checklist.get(lang)) }
                     }
                 }
                 tbody {
                     @if rows.is_empty() {
-                        tr { td colspan="7" { (T::Nothing.get(lang)) } }
+                        tr { td colspan="8" { (T::Nothing.get(lang)) } }
                     }
                     @for party in rows {
                         tr {
                             th scope="row" class="mono" { (party.code) }
-                            td { (party.name) }
+                            td {
+                                (party.name)
+                                @if party.sandbox {
+                                    " " span class="tag" { (T::Sandbox.get(lang)) }
+                                }
+                            }
                             td { (format::time(lang, party.created_at)) }
                             td { (when(lang, party.first)) }
                             td { (when(lang, party.first_paid)) }
@@ -170,7 +218,33 @@ fn table(lang: Lang, caption: T, first: T, rows: &[Party]) -> Markup {
                                     (T::Active.get(lang))
                                 }
                             }
+                            td { (checklist(lang, &party.steps)) }
                         }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A checklist in a cell: how many steps are done (or "ready"), opening to every step.
+fn checklist(lang: Lang, steps: &[(&'static str, bool)]) -> Markup {
+    let done = steps.iter().filter(|(_, done)| *done).count();
+    html! {
+        details class="checklist" {
+            summary {
+                @if done == steps.len() {
+                    span class="status-ok" { "✓ " (T::Ready.get(lang)) }
+                } @else {
+                    (done) " / " (steps.len())
+                }
+            }
+            ul {
+                @for (step, done) in steps {
+                    li {
+                        @if *done { "✓ " } @else { span class="muted" { "○ " } }
+                        span class="mono" { (step) }
+                        " — " (if *done { T::Done.get(lang) } else { T::NotYet.get(lang) })
                     }
                 }
             }

@@ -74,6 +74,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0015_bank_key_changes.sql",
         include_str!("../../migrations/0015_bank_key_changes.sql"),
     ),
+    (
+        "0016_sandbox_and_checklists.sql",
+        include_str!("../../migrations/0016_sandbox_and_checklists.sql"),
+    ),
 ];
 
 /// Checksums that earlier releases recorded for migrations whose comments have been reworded

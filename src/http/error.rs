@@ -124,6 +124,10 @@ pub enum ErrorCode {
     RefundNotPending,
     /// a different result for a refund that already has one.
     RefundResultConflict,
+    /// a sandbox scenario that needs an order past its `expires_at`, on one that is not yet.
+    OrderNotExpired,
+    /// a key for the built-in sandbox bank, which has none: nobody signs as it.
+    BuiltinBank,
     /// a fault in paygate.
     InternalError,
     /// the database is unavailable: retry later.
@@ -132,7 +136,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, so that lists and tests never miss one.
-    pub const ALL: [ErrorCode; 41] = [
+    pub const ALL: [ErrorCode; 43] = [
         ErrorCode::MalformedJson,
         ErrorCode::MalformedBody,
         ErrorCode::IdempotencyKeyRequired,
@@ -172,6 +176,8 @@ impl ErrorCode {
         ErrorCode::RefundExceedsPayment,
         ErrorCode::RefundNotPending,
         ErrorCode::RefundResultConflict,
+        ErrorCode::OrderNotExpired,
+        ErrorCode::BuiltinBank,
         ErrorCode::InternalError,
         ErrorCode::Unavailable,
     ];
@@ -218,6 +224,8 @@ impl ErrorCode {
             ErrorCode::RefundExceedsPayment => "refund_exceeds_payment",
             ErrorCode::RefundNotPending => "refund_not_pending",
             ErrorCode::RefundResultConflict => "refund_result_conflict",
+            ErrorCode::OrderNotExpired => "order_not_expired",
+            ErrorCode::BuiltinBank => "builtin_bank",
             ErrorCode::InternalError => "internal_error",
             ErrorCode::Unavailable => "unavailable",
         }

@@ -23,6 +23,8 @@ pub struct AppState {
     pub openapi_json: String,
     /// The banks' live signing keys (`banks::keys`).
     pub bank_keys: Arc<crate::banks::keys::BankKeys>,
+    /// Checklist steps this process just recorded (`checklist::Recent`).
+    pub checklist: Arc<crate::checklist::Recent>,
 }
 
 /// The state as a handler receives it.

@@ -33,9 +33,11 @@ pub struct Balances {
     pub items: Vec<store::Balance>,
 }
 
-/// Balances of every account (optionally those starting with `account_prefix`).
+/// Balances of every live account (optionally those starting with `account_prefix`). The
+/// sandbox's accounts (`sandbox:...`) are listed only when `account_prefix` starts with
+/// `sandbox:`.
 #[utoipa::path(get, path = "/v1/ledger/balances", tag = "ledger",
-    params(("account_prefix" = Option<String>, Query, description = "e.g. `bank:` or `agency:000.00.00.H12:`")),
+    params(("account_prefix" = Option<String>, Query, description = "e.g. `bank:`, `agency:000.00.00.H12:`, or `sandbox:` for the sandbox's accounts")),
     responses((status = 200, description = "Balances by account", body = Balances)))]
 pub async fn balances(principal: Principal, state: State, query: QueryMap) -> Answer {
     principal.require(READERS)?;

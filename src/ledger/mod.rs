@@ -16,7 +16,5 @@ pub mod signing;
 pub mod store;
 
 pub use http::configure;
-pub use posting::{
-    agency_account, bank_account, suspense_account, Entry, Kind, Posting, Side, Source,
-};
+pub use posting::{Book, Entry, Kind, Posting, Side, Source};
 pub use store::{post, post_callbacks};

@@ -4,16 +4,46 @@ use rust_decimal::Decimal;
 
 use crate::domain::{AgencyCode, Amount, BankCode, ObligationCode, PaymentId};
 
-pub fn bank_account(bank: &BankCode) -> String {
-    format!("bank:{bank}")
+/// The books money is kept in: the live ones, or the sandbox's, whose accounts carry the
+/// prefix `sandbox:` so that no live balance, report or reconciliation ever counts them. A
+/// ledger transaction keeps to one book (the database refuses one that mixes them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Book {
+    Live,
+    Sandbox,
 }
 
-pub fn agency_account(agency: &AgencyCode, obligation: &ObligationCode) -> String {
-    format!("agency:{agency}:{}", obligation.as_str())
-}
+impl Book {
+    /// The book of an order's money: a sandbox order's is the sandbox's.
+    pub fn of(sandbox: bool) -> Book {
+        if sandbox {
+            Book::Sandbox
+        } else {
+            Book::Live
+        }
+    }
 
-pub fn suspense_account(bank: &BankCode) -> String {
-    format!("suspense:{bank}")
+    fn prefix(self) -> &'static str {
+        match self {
+            Book::Live => "",
+            Book::Sandbox => "sandbox:",
+        }
+    }
+
+    /// Money the bank holds for paygate.
+    pub fn bank(self, bank: &BankCode) -> String {
+        format!("{}bank:{bank}", self.prefix())
+    }
+
+    /// Money owed to the agency's beneficiary for an obligation.
+    pub fn agency(self, agency: &AgencyCode, obligation: &ObligationCode) -> String {
+        format!("{}agency:{agency}:{}", self.prefix(), obligation.as_str())
+    }
+
+    /// Money received from the bank that must be refunded or investigated.
+    pub fn suspense(self, bank: &BankCode) -> String {
+        format!("{}suspense:{bank}", self.prefix())
+    }
 }
 
 /// Why money moved.
@@ -139,8 +169,10 @@ pub struct Posting {
 }
 
 impl Posting {
-    /// Money the bank received, owed to `credit_account`: debit the bank, credit the other.
+    /// Money the bank received, owed to `credit_account`: debit the bank (in `book`), credit
+    /// the other.
     pub fn transfer(
+        book: Book,
         kind: Kind,
         callback_id: i64,
         payment_id: &PaymentId,
@@ -153,7 +185,7 @@ impl Posting {
             source: Source::Callback(callback_id),
             payment_id: payment_id.clone(),
             entries: vec![
-                Entry::debit(bank_account(bank), amount),
+                Entry::debit(book.bank(bank), amount),
                 Entry::credit(credit_account, amount),
             ],
         }
@@ -177,12 +209,14 @@ mod tests {
         let bank = BankCode::parse("VCB").unwrap();
         let amount = Amount::parse("150000").unwrap();
         let agency = AgencyCode::parse("H12").unwrap();
+        let fee = ObligationCode::from_trusted(ObligationCode::FEE);
         let mut posting = Posting::transfer(
+            Book::Live,
             Kind::Payment,
             1,
             &PaymentId::from_trusted("pay_1".to_owned()),
             &bank,
-            agency_account(&agency, &ObligationCode::from_trusted(ObligationCode::FEE)),
+            Book::Live.agency(&agency, &fee),
             amount,
         );
         assert!(posting.balanced());
@@ -194,6 +228,17 @@ mod tests {
         assert!(!posting.balanced());
         posting.entries.truncate(1);
         assert!(!posting.balanced());
+    }
+
+    #[test]
+    fn sandbox_money_has_accounts_of_its_own() {
+        let bank = BankCode::parse("SANDBOX").unwrap();
+        let agency = AgencyCode::parse("SBX.H12").unwrap();
+        let fee = ObligationCode::from_trusted(ObligationCode::FEE);
+        assert_eq!(Book::Sandbox.bank(&bank), "sandbox:bank:SANDBOX");
+        assert_eq!(Book::Sandbox.agency(&agency, &fee), "sandbox:agency:SBX.H12:fee");
+        assert_eq!(Book::Sandbox.suspense(&bank), "sandbox:suspense:SANDBOX");
+        assert_eq!(Book::of(false).bank(&bank), "bank:SANDBOX");
     }
 
     #[test]

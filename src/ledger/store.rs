@@ -153,7 +153,9 @@ pub async fn balances(pool: &Pool, prefix: &str) -> Result<Vec<Balance>, DbError
     let rows = client
         .query(
             "SELECT account, sum(debit), sum(credit) FROM ledger_entries
-             WHERE starts_with(account, $1) GROUP BY account ORDER BY account",
+             WHERE starts_with(account, $1)
+               AND (starts_with($1, 'sandbox:') OR NOT starts_with(account, 'sandbox:'))
+             GROUP BY account ORDER BY account",
             &[&prefix],
         )
         .await?;

@@ -18,6 +18,7 @@ use tokio::sync::watch;
 use super::outbox::EventType;
 use super::outgoing::{self, Outcome};
 use super::store::EventStatus;
+use crate::checklist::{self, AgencyStep};
 use crate::admin::agencies::PREVIOUS_SECRET_WINDOW_S;
 use crate::config::Config;
 use crate::db::DbError;
@@ -291,6 +292,10 @@ impl Deliverer {
                 ],
             )
             .await?;
+        if delivered {
+            let step = AgencyStep::NotificationAcknowledged;
+            checklist::mark_agency(&transaction, event.agency.as_str(), step).await?;
+        }
         transaction.commit().await?;
         Ok(updated.is_some_and(|row| EventStatus::from_db(row.get(0)) == EventStatus::Dead))
     }

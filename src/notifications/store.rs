@@ -7,6 +7,7 @@ use time::OffsetDateTime;
 use tokio_postgres::types::ToSql;
 use utoipa::ToSchema;
 
+use crate::checklist::{self, AgencyStep};
 use crate::audit::{self, Action, Actor};
 use crate::db::DbError;
 use crate::domain::{AgencyCode, EventId, PaymentId};
@@ -165,6 +166,11 @@ pub async fn redeliver(
         )
         .await?
         .ok_or_else(|| EventError::NotFound(id.clone()))?;
+    // An agency's own request is a step of its checklist.
+    if let Some(agency) = agency {
+        let step = AgencyStep::RedeliveryRequested;
+        checklist::mark_agency(&transaction, agency.as_str(), step).await?;
+    }
     if let Some(actor) = audit {
         let detail = json!({
             "type": before.get::<_, String>(0),

@@ -54,6 +54,10 @@ use crate::http::error::Problem;
         crate::refunds::http::approve_refund,
         crate::refunds::http::reject_refund,
         crate::refunds::http::bank_result,
+        crate::sandbox::http::pay,
+        crate::sandbox::http::refund_result,
+        crate::checklist::http::agency_checklist,
+        crate::checklist::http::bank_checklist,
         crate::ledger::http::balances,
         crate::ledger::http::verify,
         crate::ledger::http::list_seals,
@@ -91,6 +95,7 @@ use crate::http::error::Problem;
         (name = "administration", description = "Agencies, banks and keys (role `admin`; auditors may also list agencies and banks)."),
         (name = "obligations", description = "The obligation catalog: what orders may pay for and the schema of their `details` (any key lists; role `admin` changes)."),
         (name = "cases", description = "Investigation cases: every difference paygate finds, inquiries, and their resolution with a second admin for every money movement."),
+        (name = "integration", description = "Integration support: the sandbox bank `SANDBOX`, which pays sandbox orders through the real callback code, and each agency's and bank's conformance checklist."),
         (name = "audit", description = "The audit trail of operator actions and its hash chain (roles `auditor`, `admin`)."),
         (name = "operations", description = "Health, readiness, metrics and this document; no key needed."),
     )

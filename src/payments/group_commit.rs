@@ -35,6 +35,7 @@ use super::error::PaymentError;
 use super::idempotency::IdempotencyKey;
 use super::model::{NewPayment, Payment, DEFAULT_EXPIRY, PAYMENT_COLUMNS};
 use super::store::{self, Created, Standing};
+use crate::checklist::{self, AgencyStep};
 use crate::db::lanes::Lanes;
 use crate::db::DbError;
 use crate::domain::PaymentId;
@@ -189,9 +190,14 @@ async fn create_together(
         .iter()
         .filter_map(|(n, job, _)| created.get(n).map(|(p, body)| (*job, p, body.as_str())))
         .collect();
-    futures_util::future::try_join(
+    let steps: Vec<(&str, AgencyStep)> = answers
+        .iter()
+        .map(|(job, _, _)| (job.order.agency.as_str(), AgencyStep::OrderCreated))
+        .collect();
+    futures_util::future::try_join3(
         remember_answers(&transaction, &answers),
         release_keys(&transaction, &refused),
+        checklist::mark_agencies(&transaction, &steps),
     )
     .await?;
     transaction.commit().await?;

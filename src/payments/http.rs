@@ -15,6 +15,7 @@ use super::group_commit::OrderLanes;
 use super::idempotency::{self, IdempotencyKey};
 use super::model::{NewPayment, Payer, Payment, PaymentStatus, MAX_EXPIRY};
 use super::store::{self, Created};
+use crate::checklist::AgencyStep;
 use crate::auth::{Principal, Role};
 use crate::domain::{amount_field, AgencyCode, ObligationCode, PaymentId};
 use crate::http::answers::{InvalidFilter, PaymentNotFound};
@@ -229,13 +230,21 @@ pub async fn create_payment(
         Err(invalid) => {
             match store::stored_answer(&state.pool, &agency, &key, &fingerprint).await? {
                 Some(replayed) => replayed,
-                None => return Err(invalid),
+                None => {
+                    let step = AgencyStep::ValidationErrorSeen;
+                    state.checklist.note_agency(&state.pool, agency.as_str(), step).await;
+                    return Err(invalid);
+                }
             }
         }
     };
     match created {
         Created::New { body, .. } => idempotent_answer(None, body),
-        Created::Replayed { status, body } => idempotent_answer(Some(status), body),
+        Created::Replayed { status, body } => {
+            let step = AgencyStep::IdempotentReplay;
+            state.checklist.note_agency(&state.pool, agency.as_str(), step).await;
+            idempotent_answer(Some(status), body)
+        }
     }
 }
 

@@ -20,7 +20,8 @@ pub const MAX_EXPIRY: Duration = Duration::days(30);
 pub const PAYMENT_COLUMNS: &str = "p.id, p.agency_code, p.obligation, p.reference, p.amount, \
     p.currency, p.description, p.payer_name, p.payer_id_number, p.details, \
     CASE WHEN p.status = 'pending' AND p.expires_at <= now() THEN 'expired' ELSE p.status END, \
-    p.created_at, p.expires_at, p.paid_at, p.bank_code, p.bank_txn_id, p.seq, p.refunded_amount";
+    p.created_at, p.expires_at, p.paid_at, p.bank_code, p.bank_txn_id, p.seq, p.refunded_amount, \
+    p.sandbox";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -77,7 +78,8 @@ pub struct Payer {
     "status": "pending",
     "created_at": "2026-11-23T03:00:00.123456Z",
     "expires_at": "2026-11-24T03:00:00.123456Z",
-    "paid_at": null, "bank": null, "bank_txn_id": null, "refunded_amount": "0"
+    "paid_at": null, "bank": null, "bank_txn_id": null, "refunded_amount": "0",
+    "sandbox": false
 }))]
 pub struct Payment {
     #[schema(value_type = String)]
@@ -120,6 +122,9 @@ pub struct Payment {
     /// Whole VND given back by completed refunds; `"0"` until a refund completes.
     #[schema(value_type = String, example = "0")]
     pub refunded_amount: String,
+    /// Whether this is a sandbox order (its agency is a sandbox agency): payable only by
+    /// sandbox banks, and its money kept in the sandbox's ledger accounts.
+    pub sandbox: bool,
     /// Position for keyset pagination; not part of the answer.
     #[serde(skip)]
     pub seq: i64,
@@ -163,6 +168,7 @@ impl Payment {
                 .get::<_, rust_decimal::Decimal>(17)
                 .normalize()
                 .to_string(),
+            sandbox: row.get(18),
         }
     }
 

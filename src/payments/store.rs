@@ -8,6 +8,7 @@ use tokio_postgres::types::ToSql;
 use super::error::PaymentError;
 use super::idempotency::IdempotencyKey;
 use super::model::{NewPayment, Payment, PaymentStatus, DEFAULT_EXPIRY, PAYMENT_COLUMNS};
+use crate::checklist::{self, AgencyStep};
 use crate::catalog::CatalogError;
 use crate::db::error::violated_constraint;
 use crate::db::DbError;
@@ -85,7 +86,15 @@ pub async fn create(
     expire_overdue_holder(&transaction, &order.agency, &order.reference, None).await?;
     let payment = insert(&transaction, &order).await?;
     let body = serde_json::to_string(&payment).expect("a payment serialises");
-    remember_answer(&transaction, &order.agency, key, &payment.id, 201, &body).await?;
+    futures_util::future::try_join(
+        remember_answer(&transaction, &order.agency, key, &payment.id, 201, &body),
+        async {
+            checklist::mark_agency(&transaction, order.agency.as_str(), AgencyStep::OrderCreated)
+                .await
+                .map_err(PaymentError::from)
+        },
+    )
+    .await?;
     transaction.commit().await?;
     tracing::info!(payment_id = %payment.id, agency = %payment.agency, "payment order created");
     Ok(Created::New {
@@ -517,6 +526,8 @@ pub async fn cancel(
                 .await?;
             let cancelled = Payment::from_row(&row);
             record_event(&transaction, &cancelled, EventType::Cancelled).await?;
+            let step = AgencyStep::OrderCancelled;
+            checklist::mark_agency(&transaction, cancelled.agency.as_str(), step).await?;
             transaction.commit().await?;
             tracing::info!(payment_id = %id, "payment order cancelled");
             Ok(cancelled)

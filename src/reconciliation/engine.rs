@@ -466,7 +466,9 @@ async fn classify(
                  -- One join with the orders serves both kinds of line: the order paygate
                  -- credited (whose obligation a match counts) and, for a line paygate does not
                  -- know, the order it names (it can be applied only if the money is the order's).
+                 -- A bank knows only orders of its kind: live, or sandbox for a sandbox bank.
                  LEFT JOIN payments p ON p.id = coalesce(c.payment_id, s.payment_id)
+                     AND p.sandbox = (SELECT b.sandbox FROM banks b WHERE b.code = $2)
              ),
              written AS (
                  INSERT INTO reconciliation_items (id, run_seq, outcome, line, bank_txn_id,

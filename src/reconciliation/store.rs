@@ -131,7 +131,8 @@ pub async fn fetch_items(
 
 /// The orders paid on the business day `date` (Vietnam time), in total and by obligation,
 /// agency and bank; the refunds completed that day; and the cases opened, resolved and still
-/// open.
+/// open. Live money only: sandbox orders, their refunds and the cases of sandbox parties are
+/// not counted.
 pub async fn daily_report(pool: &Pool, date: Date) -> Result<DailyReport, ReconcileError> {
     let (start, end) = business_day(date);
     let mut client = pool.get().await?;
@@ -142,7 +143,7 @@ pub async fn daily_report(pool: &Pool, date: Date) -> Result<DailyReport, Reconc
             "SELECT GROUPING(obligation, agency_code, bank_code) AS level, obligation, agency_code,
                     bank_code, count(*), coalesce(sum(amount), 0)
              FROM payments
-             WHERE status = 'paid' AND paid_at >= $1 AND paid_at < $2
+             WHERE status = 'paid' AND paid_at >= $1 AND paid_at < $2 AND NOT sandbox
              GROUP BY GROUPING SETS ((), (obligation), (agency_code), (bank_code))
              ORDER BY 1, 2, 3, 4",
             &[&start, &end],
@@ -152,15 +153,23 @@ pub async fn daily_report(pool: &Pool, date: Date) -> Result<DailyReport, Reconc
     // refund is under way is not resolved yet.
     let others = transaction
         .query_one(
-            "SELECT
-                 (SELECT count(*) FROM refunds
-                  WHERE status = 'completed' AND completed_at >= $1 AND completed_at < $2),
-                 (SELECT coalesce(sum(amount), 0) FROM refunds
-                  WHERE status = 'completed' AND completed_at >= $1 AND completed_at < $2),
-                 (SELECT count(*) FROM cases WHERE opened_at >= $1 AND opened_at < $2),
-                 (SELECT count(*) FROM cases
+            "WITH live_refunds AS (
+                 SELECT r.amount FROM refunds r
+                 WHERE r.status = 'completed' AND r.completed_at >= $1 AND r.completed_at < $2
+                   AND NOT EXISTS (SELECT 1 FROM banks b WHERE b.code = r.bank_code AND b.sandbox)
+             ), live_cases AS (
+                 SELECT c.* FROM cases c
+                 WHERE NOT EXISTS (SELECT 1 FROM banks b WHERE b.code = c.bank_code AND b.sandbox)
+                   AND NOT EXISTS (SELECT 1 FROM agencies a
+                                   WHERE a.code = c.agency_code AND a.sandbox)
+             )
+             SELECT
+                 (SELECT count(*) FROM live_refunds),
+                 (SELECT coalesce(sum(amount), 0) FROM live_refunds),
+                 (SELECT count(*) FROM live_cases WHERE opened_at >= $1 AND opened_at < $2),
+                 (SELECT count(*) FROM live_cases
                   WHERE status = 'resolved' AND resolved_at >= $1 AND resolved_at < $2),
-                 (SELECT count(*) FROM cases
+                 (SELECT count(*) FROM live_cases
                   WHERE opened_at < $2 AND NOT (status = 'resolved' AND resolved_at < $2))",
             &[&start, &end],
         )

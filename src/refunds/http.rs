@@ -19,7 +19,7 @@ use crate::http::answers::{InvalidFilter, ValidationFailed};
 use crate::http::body::{parse_object, parsed, text, JsonBody, Validator};
 use crate::http::error::{ApiError, ErrorCode};
 use crate::http::pagination::{Page, PageParams, PageRequest};
-use crate::http::{Answer, QueryMap, State};
+use crate::http::{Answer, AppState, QueryMap, State};
 use crate::payments::http::{idempotency_key, idempotent_answer, parse_payment_id};
 use crate::payments::idempotency;
 
@@ -336,10 +336,21 @@ pub async fn bank_result(
     path: web::Path<(String, String)>,
     SignedBody { bank, body }: SignedBody,
 ) -> Answer {
-    let id = parse_refund_id(&path.1)?;
-    let body = parse_object(&body)?;
+    apply_bank_result(&state, &bank, &path.1, &body).await
+}
+
+/// A verified refund result, recorded and answered: what [`bank_result`] does once the
+/// signature holds, and what the sandbox bank's results go through too.
+pub async fn apply_bank_result(
+    state: &AppState,
+    bank: &BankCode,
+    refund_id: &str,
+    body: &[u8],
+) -> Answer {
+    let id = parse_refund_id(refund_id)?;
+    let body = parse_object(body)?;
     let result = parse_result(&body, OffsetDateTime::now_utc())?;
-    let outcome = store::record_result(&state.pool, &bank, id, &result).await?;
+    let outcome = store::record_result(&state.pool, bank, id, &result).await?;
     let answer = match outcome {
         ResultOutcome::Accepted(status) => ResultAnswer {
             result: "accepted",

@@ -13,7 +13,8 @@ use crate::cases::{self, RefundEnd};
 use crate::db::error::violated_constraint;
 use crate::domain::{AgencyCode, Amount, BankCode, ObligationCode, PaymentId};
 use crate::http::pagination::{Page, PageRequest};
-use crate::ledger::{self, Entry, Kind, Posting, Source};
+use crate::checklist::{self, AgencyStep, BankStep};
+use crate::ledger::{self, Book, Entry, Kind, Posting, Source};
 use crate::notifications::outbox::{self, EventType};
 use crate::payments::idempotency::IdempotencyKey;
 use crate::payments::store::{claim_key, remember_answer, Created};
@@ -109,6 +110,7 @@ pub async fn request_payment(
     let created = Refund::from_row(&row);
     let body = serde_json::to_string(&created).expect("a refund serialises");
     remember_answer(&transaction, agency, key, payment_id, 201, &body).await?;
+    checklist::mark_agency(&transaction, agency.as_str(), AgencyStep::RefundRequested).await?;
     let detail = json!({
         "kind": "payment",
         "payment_id": payment_id.as_str(),
@@ -373,7 +375,7 @@ pub async fn record_result(
     let row = transaction
         .query_opt(
             &format!(
-                "SELECT {REFUND_COLUMNS}, p.obligation FROM refunds r
+                "SELECT {REFUND_COLUMNS}, p.obligation, p.sandbox FROM refunds r
                  JOIN payments p ON p.id = r.payment_id
                  WHERE r.id = $1 AND r.bank_code = $2 AND r.approved_at IS NOT NULL
                  FOR UPDATE OF r"
@@ -385,6 +387,7 @@ pub async fn record_result(
     let refund = Refund::from_row(&row);
     // The column references the catalog, whose codes have the code syntax.
     let obligation = ObligationCode::from_trusted(row.get::<_, String>(18));
+    let book = Book::of(row.get(19));
     if refund.status != RefundStatus::Approved {
         let same = refund.status == result.status()
             && refund.bank_refund_id.as_deref() == result.bank_refund_id();
@@ -422,7 +425,7 @@ pub async fn record_result(
     let ended = Refund::from_row(&row);
     match (result, ended.kind) {
         (BankResult::Completed { .. }, kind) => {
-            post_completed(&transaction, &ended, &obligation).await?;
+            post_completed(&transaction, &ended, book, &obligation).await?;
             match kind {
                 RefundKind::Payment => {
                     transaction
@@ -450,6 +453,7 @@ pub async fn record_result(
             }
         }
     }
+    checklist::mark_banks(&transaction, &[(bank.as_str(), BankStep::RefundResult)]).await?;
     transaction.commit().await?;
     tracing::info!(refund_id = %id, bank = %bank, status = ended.status.as_str(), "refund result recorded");
     Ok(ResultOutcome::Accepted(ended.status))
@@ -460,6 +464,7 @@ pub async fn record_result(
 async fn post_completed(
     client: &impl GenericClient,
     refund: &Refund,
+    book: Book,
     obligation: &ObligationCode,
 ) -> Result<(), RefundError> {
     let bank = BankCode::parse(&refund.bank).expect("bank codes are constrained");
@@ -467,9 +472,9 @@ async fn post_completed(
     let (kind, debited) = match refund.kind {
         RefundKind::Payment => {
             let agency = AgencyCode::parse(&refund.agency).expect("agency codes are constrained");
-            (Kind::Refund, ledger::agency_account(&agency, obligation))
+            (Kind::Refund, book.agency(&agency, obligation))
         }
-        RefundKind::Suspense => (Kind::SuspenseRefund, ledger::suspense_account(&bank)),
+        RefundKind::Suspense => (Kind::SuspenseRefund, book.suspense(&bank)),
     };
     let posting = Posting {
         kind,
@@ -477,7 +482,7 @@ async fn post_completed(
         payment_id: PaymentId::from_trusted(refund.payment_id.clone()),
         entries: vec![
             Entry::debit(debited, amount),
-            Entry::credit(ledger::bank_account(&bank), amount),
+            Entry::credit(book.bank(&bank), amount),
         ],
     };
     ledger::post(client, &posting).await?;

@@ -18,4 +18,5 @@ mod outgoing;
 mod payments;
 mod reconciliation;
 mod refunds;
+mod sandbox;
 mod seals;

@@ -335,7 +335,7 @@ async fn agencies_are_listed_newest_first_without_secrets_with_the_time_of_their
     for item in page["items"].as_array().unwrap() {
         assert_eq!(
             sorted_fields(item),
-            ["code", "created_at", "disabled", "last_activity_at", "name", "updated_at"],
+            ["code", "created_at", "disabled", "last_activity_at", "name", "sandbox", "updated_at"],
             "{item}"
         );
         assert_eq!(item["last_activity_at"], Value::Null);
@@ -378,12 +378,24 @@ async fn banks_are_listed_with_their_switches_and_the_time_of_their_last_callbac
     patch(&app, "/v1/banks/BIDV", json!({"disabled": true, "refund_url": "https://bidv.vn/r"}))
         .await;
     let page = read(&app, "/v1/banks").await;
-    let items = page["items"].as_array().unwrap();
+    // The built-in sandbox bank, made by the migrations, is the oldest: last.
+    let all = page["items"].as_array().unwrap();
+    assert_eq!(all.last().unwrap()["code"], "SANDBOX");
+    let items = &all[..all.len() - 1];
     assert_eq!(items.len(), 2);
     assert_eq!((&items[0]["code"], &items[1]["code"]), (&json!("BIDV"), &json!("VCB")));
     assert_eq!(
         sorted_fields(&items[0]),
-        ["code", "created_at", "disabled", "last_activity_at", "name", "refund_url", "updated_at"]
+        [
+            "code",
+            "created_at",
+            "disabled",
+            "last_activity_at",
+            "name",
+            "refund_url",
+            "sandbox",
+            "updated_at"
+        ]
     );
     assert_eq!(
         (&items[0]["disabled"], &items[0]["refund_url"]),

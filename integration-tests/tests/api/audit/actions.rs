@@ -65,7 +65,8 @@ async fn every_admin_action_writes_exactly_one_entry_naming_its_actor_target_and
     let (created, id, entries) =
         act(app, &key, post.clone(), "/v1/agencies", Some(body), 201).await;
     let detail = json!({"name": "Sở Tài chính", "notify_url": "http://127.0.0.1:9/notify",
-                        "key_id": created["api_key_id"], "key_label": "Cổng 1"});
+                        "key_id": created["api_key_id"], "key_label": "Cổng 1",
+                        "sandbox": false});
     one(&entries, &actor, &id, "agency.create", "agency:G01.001", detail);
 
     let body = json!({"notify_url": "https://dvc.example.vn/n?sig=1", "disabled": true});
@@ -90,7 +91,8 @@ async fn every_admin_action_writes_exactly_one_entry_naming_its_actor_target_and
 
     let body = json!({"code": "TCB", "name": "Ngân hàng Kỹ Thương"});
     let (bank, id, entries) = act(app, &key, post.clone(), "/v1/banks", Some(body), 201).await;
-    let detail = json!({"name": "Ngân hàng Kỹ Thương", "key_id": bank["key_id"]});
+    let detail =
+        json!({"name": "Ngân hàng Kỹ Thương", "key_id": bank["key_id"], "sandbox": false});
     one(&entries, &actor, &id, "bank.create", "bank:TCB", detail);
 
     let body = json!({"refund_url": "https://api.tcb.example.vn/refunds?token=x#y"});

@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 
 const PAYER_NAME: &str = "Nguyễn Văn A";
 /// Every member of the payment object, and nothing else.
-const PAYMENT_FIELDS: [&str; 16] = [
+const PAYMENT_FIELDS: [&str; 17] = [
     "id",
     "agency",
     "obligation",
@@ -34,6 +34,7 @@ const PAYMENT_FIELDS: [&str; 16] = [
     "bank",
     "bank_txn_id",
     "refunded_amount",
+    "sandbox",
 ];
 
 /// A valid create body of 150000 without `expires_at`.

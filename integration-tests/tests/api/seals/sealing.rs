@@ -5,7 +5,7 @@ use integration_tests::test_config;
 use integration_tests::world::AGENCY;
 use paygate::config::Config;
 use paygate::domain::{AgencyCode, Amount, BankCode, ObligationCode, PaymentId};
-use paygate::ledger::{agency_account, Kind, Posting};
+use paygate::ledger::{Book, Kind, Posting};
 
 use super::*;
 
@@ -94,11 +94,12 @@ async fn no_seal_covers_a_transaction_still_open_and_one_does_once_it_commits() 
         .unwrap()
         .get(0);
     let posting = Posting::transfer(
+        Book::Live,
         Kind::Payment,
         callback_id,
         &PaymentId::from_trusted(ids[1].clone()),
         &BankCode::parse(BANK).unwrap(),
-        agency_account(
+        Book::Live.agency(
             &AgencyCode::parse(AGENCY).unwrap(),
             &ObligationCode::from_trusted(ObligationCode::FEE),
         ),
