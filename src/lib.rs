@@ -24,6 +24,7 @@ pub mod reconciliation;
 pub mod refunds;
 pub mod signature;
 pub mod startup;
+pub mod statements;
 pub mod telemetry;
 pub mod timefmt;
 pub mod workers;

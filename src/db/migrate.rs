@@ -74,6 +74,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0015_bank_key_changes.sql",
         include_str!("../../migrations/0015_bank_key_changes.sql"),
     ),
+    (
+        "0017_statement_indexes.sql",
+        include_str!("../../migrations/0017_statement_indexes.sql"),
+    ),
 ];
 
 /// Checksums that earlier releases recorded for migrations whose comments have been reworded
