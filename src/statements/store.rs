@@ -55,7 +55,10 @@ async fn require_agency(
     agency: &AgencyCode,
 ) -> Result<(), StatementError> {
     client
-        .query_opt("SELECT 1 FROM agencies WHERE code = $1", &[&agency.as_str()])
+        .query_opt(
+            "SELECT 1 FROM agencies WHERE code = $1",
+            &[&agency.as_str()],
+        )
         .await?
         .map(|_| ())
         .ok_or_else(|| StatementError::AgencyNotFound(agency.clone()))

@@ -19,3 +19,4 @@ mod payments;
 mod reconciliation;
 mod refunds;
 mod seals;
+mod statements;
