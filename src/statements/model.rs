@@ -69,6 +69,7 @@ pub struct StatementItem {
     #[schema(value_type = String, format = DateTime)]
     pub at: OffsetDateTime,
     /// The refund, for a refund; null for a payment.
+    #[schema(required = true)]
     pub refund_id: Option<String>,
 }
 
