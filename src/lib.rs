@@ -26,6 +26,7 @@ pub mod refunds;
 pub mod sandbox;
 pub mod signature;
 pub mod startup;
+pub mod statements;
 pub mod telemetry;
 pub mod timefmt;
 pub mod workers;

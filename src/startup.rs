@@ -113,6 +113,7 @@ impl Application {
                 .configure(crate::notifications::configure)
                 .configure(crate::reconciliation::configure)
                 .configure(crate::cases::configure)
+                .configure(crate::statements::configure)
                 .configure(crate::audit::http::configure)
                 .configure(crate::console::configure)
                 .default_service(web::to(not_found))

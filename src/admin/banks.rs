@@ -177,11 +177,7 @@ fn key_target(code: &BankCode, key_id: &str) -> String {
 }
 
 /// Creates the bank and its first signing key in one transaction, with its audit entry.
-pub async fn create(
-    pool: &Pool,
-    bank: NewBank,
-    actor: &Actor,
-) -> Result<CreatedBank, AdminError> {
+pub async fn create(pool: &Pool, bank: NewBank, actor: &Actor) -> Result<CreatedBank, AdminError> {
     let NewBank {
         code,
         name,

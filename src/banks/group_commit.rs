@@ -34,11 +34,11 @@ use super::callbacks::{
 };
 use super::store::{self, Paying};
 use crate::cases;
+use crate::checklist::{self, BankStep};
 use crate::config::MAX_CALLBACK_LANES;
 use crate::db::lanes::Lanes;
 use crate::db::DbError;
 use crate::domain::BankCode;
-use crate::checklist::{self, BankStep};
 use crate::ledger::{self, Book, Kind, Posting};
 use crate::notifications::outbox::{self, EventType};
 use crate::payments::model::{Payment, PaymentStatus};

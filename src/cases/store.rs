@@ -12,10 +12,10 @@ use super::model::{
 };
 use super::opening::{new_case_id, resolve_paid_inquiries};
 use crate::audit::{self, Action, Actor};
+use crate::checklist::{self, AgencyStep};
 use crate::db::error::violated_constraint;
 use crate::db::DbError;
 use crate::domain::{AgencyCode, Amount, BankCode, BankTxnId, PaymentId};
-use crate::checklist::{self, AgencyStep};
 use crate::ledger::{self, Book, Entry, Kind, Posting, Source};
 use crate::notifications::outbox::EventType;
 use crate::payments::model::{Payment, PaymentStatus, PAYMENT_COLUMNS};

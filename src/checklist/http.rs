@@ -90,7 +90,10 @@ pub async fn agency_checklist(
     path: web::Path<String>,
 ) -> Answer {
     let code = path.into_inner();
-    let own = principal.agency.as_ref().is_some_and(|a| a.as_str() == code);
+    let own = principal
+        .agency
+        .as_ref()
+        .is_some_and(|a| a.as_str() == code);
     let not_found = || {
         ApiError::not_found(
             ErrorCode::AgencyNotFound,

@@ -23,7 +23,14 @@ pub async fn mark_agencies(
         .iter()
         .map(|(code, step)| (*code, step.as_str()))
         .collect();
-    mark(client, "agency_checklist", "agency_code", "agencies", &mut marks).await
+    mark(
+        client,
+        "agency_checklist",
+        "agency_code",
+        "agencies",
+        &mut marks,
+    )
+    .await
 }
 
 /// Marks one agency's step, in the caller's transaction.
@@ -77,9 +84,7 @@ async fn mark(
              DO UPDATE SET last_at = greatest(s.last_at, excluded.last_at)"
         ))
         .await?;
-    client
-        .execute(&statement, &[&codes, &steps])
-        .await?;
+    client.execute(&statement, &[&codes, &steps]).await?;
     Ok(())
 }
 

@@ -78,6 +78,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0016_sandbox_and_checklists.sql",
         include_str!("../../migrations/0016_sandbox_and_checklists.sql"),
     ),
+    (
+        "0017_statement_indexes.sql",
+        include_str!("../../migrations/0017_statement_indexes.sql"),
+    ),
 ];
 
 /// Checksums that earlier releases recorded for migrations whose comments have been reworded

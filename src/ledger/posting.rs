@@ -236,7 +236,10 @@ mod tests {
         let agency = AgencyCode::parse("SBX.H12").unwrap();
         let fee = ObligationCode::from_trusted(ObligationCode::FEE);
         assert_eq!(Book::Sandbox.bank(&bank), "sandbox:bank:SANDBOX");
-        assert_eq!(Book::Sandbox.agency(&agency, &fee), "sandbox:agency:SBX.H12:fee");
+        assert_eq!(
+            Book::Sandbox.agency(&agency, &fee),
+            "sandbox:agency:SBX.H12:fee"
+        );
         assert_eq!(Book::Sandbox.suspense(&bank), "sandbox:suspense:SANDBOX");
         assert_eq!(Book::of(false).bank(&bank), "bank:SANDBOX");
     }

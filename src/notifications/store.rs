@@ -7,8 +7,8 @@ use time::OffsetDateTime;
 use tokio_postgres::types::ToSql;
 use utoipa::ToSchema;
 
-use crate::checklist::{self, AgencyStep};
 use crate::audit::{self, Action, Actor};
+use crate::checklist::{self, AgencyStep};
 use crate::db::DbError;
 use crate::domain::{AgencyCode, EventId, PaymentId};
 use crate::http::pagination::{Page, PageRequest};

@@ -15,8 +15,8 @@ use super::group_commit::OrderLanes;
 use super::idempotency::{self, IdempotencyKey};
 use super::model::{NewPayment, Payer, Payment, PaymentStatus, MAX_EXPIRY};
 use super::store::{self, Created};
-use crate::checklist::AgencyStep;
 use crate::auth::{Principal, Role};
+use crate::checklist::AgencyStep;
 use crate::domain::{amount_field, AgencyCode, ObligationCode, PaymentId};
 use crate::http::answers::{InvalidFilter, PaymentNotFound};
 use crate::http::body::{parsed, text, JsonBody, Validator};
@@ -232,7 +232,10 @@ pub async fn create_payment(
                 Some(replayed) => replayed,
                 None => {
                     let step = AgencyStep::ValidationErrorSeen;
-                    state.checklist.note_agency(&state.pool, agency.as_str(), step).await;
+                    state
+                        .checklist
+                        .note_agency(&state.pool, agency.as_str(), step)
+                        .await;
                     return Err(invalid);
                 }
             }
@@ -242,7 +245,10 @@ pub async fn create_payment(
         Created::New { body, .. } => idempotent_answer(None, body),
         Created::Replayed { status, body } => {
             let step = AgencyStep::IdempotentReplay;
-            state.checklist.note_agency(&state.pool, agency.as_str(), step).await;
+            state
+                .checklist
+                .note_agency(&state.pool, agency.as_str(), step)
+                .await;
             idempotent_answer(Some(status), body)
         }
     }

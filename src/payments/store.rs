@@ -8,8 +8,8 @@ use tokio_postgres::types::ToSql;
 use super::error::PaymentError;
 use super::idempotency::IdempotencyKey;
 use super::model::{NewPayment, Payment, PaymentStatus, DEFAULT_EXPIRY, PAYMENT_COLUMNS};
-use crate::checklist::{self, AgencyStep};
 use crate::catalog::CatalogError;
+use crate::checklist::{self, AgencyStep};
 use crate::db::error::violated_constraint;
 use crate::db::DbError;
 use crate::domain::{AgencyCode, ObligationCode, PaymentId};
@@ -89,9 +89,13 @@ pub async fn create(
     futures_util::future::try_join(
         remember_answer(&transaction, &order.agency, key, &payment.id, 201, &body),
         async {
-            checklist::mark_agency(&transaction, order.agency.as_str(), AgencyStep::OrderCreated)
-                .await
-                .map_err(PaymentError::from)
+            checklist::mark_agency(
+                &transaction,
+                order.agency.as_str(),
+                AgencyStep::OrderCreated,
+            )
+            .await
+            .map_err(PaymentError::from)
         },
     )
     .await?;

@@ -28,12 +28,31 @@ pub fn csv_cell(value: &str) -> Cow<'_, str> {
     }
 }
 
+/// A writer of CSV records (RFC 4180, `\n` between records, fields quoted only when they must
+/// be) into `out`, as every CSV file paygate writes; its header is the caller's to write.
+pub fn csv_writer<W: std::io::Write>(out: W) -> csv::Writer<W> {
+    csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_writer(out)
+}
+
+/// Writes one CSV record of `cells`: `None` is an empty field, and every cell is passed through
+/// [`csv_cell`].
+pub fn write_cells<W: std::io::Write>(
+    writer: &mut csv::Writer<W>,
+    cells: &[Option<&str>],
+) -> csv::Result<()> {
+    let cells: Vec<Cow<'_, str>> = cells
+        .iter()
+        .map(|cell| csv_cell(cell.unwrap_or("")))
+        .collect();
+    writer.write_record(cells.iter().map(|cell| cell.as_bytes()))
+}
+
 /// Writes one item as a CSV record (RFC 4180; `null` is an empty field; every cell passed
 /// through [`csv_cell`]).
 pub fn write_record(item: &Item, out: &mut Vec<u8>) {
-    let mut writer = csv::WriterBuilder::new()
-        .has_headers(false)
-        .from_writer(out);
+    let mut writer = csv_writer(out);
     let line = item.line.map(|l| l.to_string());
     let cells = [
         Some(item.outcome.as_str()),
@@ -44,10 +63,7 @@ pub fn write_record(item: &Item, out: &mut Vec<u8>) {
         item.gateway_amount.as_deref(),
         item.detail.as_deref(),
     ];
-    let cells = cells.map(|cell| csv_cell(cell.unwrap_or("")));
-    writer
-        .write_record(cells.iter().map(|cell| cell.as_bytes()))
-        .expect("writing CSV to memory cannot fail");
+    write_cells(&mut writer, &cells).expect("writing CSV to memory cannot fail");
     writer.flush().expect("writing CSV to memory cannot fail");
 }
 

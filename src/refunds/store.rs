@@ -10,10 +10,10 @@ use super::model::{BankResult, NewRefund, Refund, RefundKind, RefundStatus, REFU
 use crate::audit::{self, Action, Actor};
 use crate::auth::{Principal, Role};
 use crate::cases::{self, RefundEnd};
+use crate::checklist::{self, AgencyStep, BankStep};
 use crate::db::error::violated_constraint;
 use crate::domain::{AgencyCode, Amount, BankCode, ObligationCode, PaymentId};
 use crate::http::pagination::{Page, PageRequest};
-use crate::checklist::{self, AgencyStep, BankStep};
 use crate::ledger::{self, Book, Entry, Kind, Posting, Source};
 use crate::notifications::outbox::{self, EventType};
 use crate::payments::idempotency::IdempotencyKey;

@@ -171,8 +171,8 @@ pub async fn refund_result(
     let result = if completed {
         json!({"status": "completed", "bank_refund_id": format!("SBX-{id}"), "completed_at": now})
     } else {
-        let reason = failure_reason
-            .unwrap_or_else(|| "Sandbox: the payer's account is closed".to_owned());
+        let reason =
+            failure_reason.unwrap_or_else(|| "Sandbox: the payer's account is closed".to_owned());
         json!({"status": "failed", "failure_reason": reason})
     };
     let body = serde_json::to_vec(&result).expect("a result serialises");

@@ -20,3 +20,4 @@ mod reconciliation;
 mod refunds;
 mod sandbox;
 mod seals;
+mod statements;

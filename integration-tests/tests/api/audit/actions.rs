@@ -91,8 +91,7 @@ async fn every_admin_action_writes_exactly_one_entry_naming_its_actor_target_and
 
     let body = json!({"code": "TCB", "name": "Ngân hàng Kỹ Thương"});
     let (bank, id, entries) = act(app, &key, post.clone(), "/v1/banks", Some(body), 201).await;
-    let detail =
-        json!({"name": "Ngân hàng Kỹ Thương", "key_id": bank["key_id"], "sandbox": false});
+    let detail = json!({"name": "Ngân hàng Kỹ Thương", "key_id": bank["key_id"], "sandbox": false});
     one(&entries, &actor, &id, "bank.create", "bank:TCB", detail);
 
     let body = json!({"refund_url": "https://api.tcb.example.vn/refunds?token=x#y"});

@@ -49,10 +49,7 @@ async fn a_new_agency_reaches_ready_using_only_the_sandbox() {
     // A create, and its replay.
     let body = order_body("fee", "SBX-0001", AMOUNT);
     let create = || {
-        s.w.app
-            .post_with(&s.key, "/v1/payments")
-            .header("Idempotency-Key", "create-1")
-            .json(&body)
+        s.w.app.post_with(&s.key, "/v1/payments").header("Idempotency-Key", "create-1").json(&body)
     };
     let order = create().json_with(201).await["id"].as_str().unwrap().to_owned();
     assert_eq!(done_steps(&s.checklist(&party).await), ["order_created"]);
@@ -100,7 +97,8 @@ async fn a_new_agency_reaches_ready_using_only_the_sandbox() {
     assert_eq!(own["ready"], true);
     let read = s.w.app.get_json(&s.w.auditor_key, &format!("/v1/{party}/checklist")).await;
     assert_eq!(read["ready"], true);
-    let other_key = s.w.app.create_agency(OTHER_AGENCY).await["api_key"].as_str().unwrap().to_owned();
+    let other_key =
+        s.w.app.create_agency(OTHER_AGENCY).await["api_key"].as_str().unwrap().to_owned();
     let answer = s.w.app.get_with(&other_key, &format!("/v1/{party}/checklist")).send().await;
     assert_problem(answer.unwrap(), 404, "agency_not_found").await;
     let answer = s.w.app.admin(Method::GET, "/v1/agencies/NO.SUCH/checklist").send().await;
@@ -149,10 +147,8 @@ async fn a_new_bank_reaches_ready_with_its_own_signed_requests() {
     let list = s.checklist(&party).await;
     assert!(!done(&list, "key_rotated"), "{list}");
     // A request signed with a key made after the first.
-    let rotated = app
-        .admin(Method::POST, &format!("/v1/banks/{SBX_BANK}/keys"))
-        .json_with(201)
-        .await;
+    let rotated =
+        app.admin(Method::POST, &format!("/v1/banks/{SBX_BANK}/keys")).json_with(201).await;
     let rotated = Signer::from_answer(SBX_BANK, &rotated);
     json_with(app.post_signed(&rotated, "inquiry", &json!({"payment_id": order})).await, 200).await;
     // A refund result.

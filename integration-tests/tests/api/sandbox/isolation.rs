@@ -36,13 +36,12 @@ async fn the_sandbox_flag_is_shown_everywhere_and_fixed_at_creation() {
     assert_eq!(s.w.payment(&live_order).await["sandbox"], false);
 
     // The flag is not something a PATCH changes, and the database refuses a change too.
-    let patched = s
-        .w
-        .app
-        .admin(Method::PATCH, &format!("/v1/agencies/{SBX_AGENCY}"))
-        .json(&json!({"sandbox": false}))
-        .json_with(200)
-        .await;
+    let patched =
+        s.w.app
+            .admin(Method::PATCH, &format!("/v1/agencies/{SBX_AGENCY}"))
+            .json(&json!({"sandbox": false}))
+            .json_with(200)
+            .await;
     assert_eq!(patched["sandbox"], true, "{patched}");
     let client = s.w.app.db.get().await.unwrap();
     let refused = client
@@ -54,22 +53,20 @@ async fn the_sandbox_flag_is_shown_everywhere_and_fixed_at_creation() {
 
     // A flag that is not a boolean is named, and nothing is created.
     let before = s.w.app.count("SELECT count(*) FROM agencies").await;
-    let problem = s
-        .w
-        .app
-        .admin(Method::POST, "/v1/agencies")
-        .json(&json!({"code": "000.00.00.X01", "name": "X", "sandbox": "yes"}))
-        .problem(422, "validation_failed")
-        .await;
+    let problem =
+        s.w.app
+            .admin(Method::POST, "/v1/agencies")
+            .json(&json!({"code": "000.00.00.X01", "name": "X", "sandbox": "yes"}))
+            .problem(422, "validation_failed")
+            .await;
     assert_eq!(problem["errors"][0]["field"], "sandbox", "{problem}");
     s.w.app.assert_count("SELECT count(*) FROM agencies", before).await;
-    let problem = s
-        .w
-        .app
-        .admin(Method::POST, "/v1/banks")
-        .json(&json!({"code": "X01", "name": "X", "sandbox": 1}))
-        .problem(422, "validation_failed")
-        .await;
+    let problem =
+        s.w.app
+            .admin(Method::POST, "/v1/banks")
+            .json(&json!({"code": "X01", "name": "X", "sandbox": 1}))
+            .problem(422, "validation_failed")
+            .await;
     assert_eq!(problem["errors"][0]["field"], "sandbox", "{problem}");
     s.w.app.assert_count("SELECT count(*) FROM banks WHERE code = 'X01'", 0).await;
 }
@@ -102,11 +99,9 @@ async fn a_bank_pays_only_orders_of_its_own_kind() {
     };
 
     // Each bank finds the orders of its kind...
-    let found = json_with(
-        s.w.app.post_signed(&s.bank, "inquiry", &inquiry(&sandbox_order)).await,
-        200,
-    )
-    .await;
+    let found =
+        json_with(s.w.app.post_signed(&s.bank, "inquiry", &inquiry(&sandbox_order)).await, 200)
+            .await;
     assert_eq!(found["payment_id"], sandbox_order.as_str(), "{found}");
     json_with(s.w.app.post_signed(&s.w.bank, "inquiry", &inquiry(&live_order)).await, 200).await;
 
@@ -118,7 +113,8 @@ async fn a_bank_pays_only_orders_of_its_own_kind() {
     }
     // (A callback answered 404 is kept for investigation, and reserves nothing.)
     let kept = s.w.app.count("SELECT count(*) FROM callback_exceptions").await;
-    let answer = s.w.app.post_signed(&s.w.bank, "callbacks", &callback("FT1", &sandbox_order)).await;
+    let answer =
+        s.w.app.post_signed(&s.w.bank, "callbacks", &callback("FT1", &sandbox_order)).await;
     assert_problem(answer, 404, "payment_not_found").await;
     let answer = s.w.app.post_signed(&s.bank, "callbacks", &callback("SB1", &live_order)).await;
     assert_problem(answer, 404, "payment_not_found").await;
@@ -146,15 +142,12 @@ fn comparable(payment: &Value) -> Value {
 #[tokio::test]
 async fn the_same_lifecycle_in_sandbox_and_live_differs_only_in_its_isolation() {
     let s = Sandbox::new().await;
-    let live_checker = s
-        .w
-        .app
-        .admin(Method::POST, &format!("/v1/agencies/{AGENCY}/keys"))
-        .json_with(201)
-        .await["api_key"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let live_checker =
+        s.w.app.admin(Method::POST, &format!("/v1/agencies/{AGENCY}/keys")).json_with(201).await
+            ["api_key"]
+            .as_str()
+            .unwrap()
+            .to_owned();
     // One life each: created, paid by a bank of its kind, refunded in part.
     let paid_at = paid_a_minute_ago();
     let mut lives = Vec::new();
@@ -176,14 +169,13 @@ async fn the_same_lifecycle_in_sandbox_and_live_differs_only_in_its_isolation() 
         )
         .await;
         assert_eq!(answer["result"], "accepted", "{answer}");
-        let refund = s
-            .w
-            .app
-            .post_with(key, &format!("/v1/payments/{id}/refunds"))
-            .header("Idempotency-Key", "refund-1")
-            .json(&json!({"amount": "50000", "reason": "Hoàn một phần lệ phí"}))
-            .json_with(201)
-            .await;
+        let refund =
+            s.w.app
+                .post_with(key, &format!("/v1/payments/{id}/refunds"))
+                .header("Idempotency-Key", "refund-1")
+                .json(&json!({"amount": "50000", "reason": "Hoàn một phần lệ phí"}))
+                .json_with(201)
+                .await;
         let refund_id = refund["id"].as_str().unwrap().to_owned();
         s.w.app
             .post_with(checker, &format!("/v1/refunds/{refund_id}/approve"))
@@ -238,8 +230,12 @@ async fn the_same_lifecycle_in_sandbox_and_live_differs_only_in_its_isolation() 
     let report = s.admin_get(&format!("/v1/reports/daily?date={date}")).await;
     assert_eq!(report["totals"], json!({"count": 1, "amount": AMOUNT}), "{report}");
     assert_eq!(report["refunds"], json!({"count": 1, "amount": "50000"}), "{report}");
-    let agencies: Vec<&str> =
-        report["by_agency"].as_array().unwrap().iter().map(|a| a["agency"].as_str().unwrap()).collect();
+    let agencies: Vec<&str> = report["by_agency"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["agency"].as_str().unwrap())
+        .collect();
     assert_eq!(agencies, [AGENCY], "{report}");
     let banks: Vec<&str> =
         report["by_bank"].as_array().unwrap().iter().map(|b| b["bank"].as_str().unwrap()).collect();
@@ -255,14 +251,13 @@ async fn a_live_statement_never_recovers_a_sandbox_order() {
         "bank_txn_id,payment_id,amount,paid_at\nFT9001,{sandbox_order},{AMOUNT},{}\n",
         paid_a_minute_ago()
     );
-    let run = s
-        .w
-        .app
-        .admin(Method::POST, &format!("/v1/reconciliations?bank={BANK}&date={date}"))
-        .header("Content-Type", "text/csv")
-        .body(statement)
-        .json_with(201)
-        .await;
+    let run =
+        s.w.app
+            .admin(Method::POST, &format!("/v1/reconciliations?bank={BANK}&date={date}"))
+            .header("Content-Type", "text/csv")
+            .body(statement)
+            .json_with(201)
+            .await;
     assert_eq!(run["summary"]["missing_in_gateway"]["count"], 1, "{run}");
     assert_eq!(run["summary"]["recovered"]["count"], 0, "{run}");
     assert_eq!(s.w.payment(&sandbox_order).await["status"], "pending");
@@ -285,7 +280,8 @@ async fn the_builtin_sandbox_bank_exists_and_nobody_can_sign_as_it() {
     let body = json!({"bank_txn_id": "X1", "payment_id": order, "amount": AMOUNT,
                       "status": "succeeded", "paid_at": paid_a_minute_ago()});
     for kid in ["paygate-sandbox", "kid_0000000000000000"] {
-        let forger = Signer { bank: SANDBOX.to_owned(), kid: kid.to_owned(), secret: "guess".to_owned() };
+        let forger =
+            Signer { bank: SANDBOX.to_owned(), kid: kid.to_owned(), secret: "guess".to_owned() };
         let answer = s.w.app.post_signed(&forger, "callbacks", &body).await;
         assert_problem(answer, 401, "invalid_signature").await;
     }

@@ -21,10 +21,7 @@ async fn every_scenario_answers_as_a_bank_would_through_the_callback_path() {
     // succeeded: the order is paid by SANDBOX, and the agency hears of it (signed, as live).
     let paid = s.order("SBX-0001").await;
     let answer = s.pay(&paid, "succeeded").await;
-    assert_eq!(
-        answer,
-        json!({"result": "accepted", "payment_id": paid, "payment_status": "paid"})
-    );
+    assert_eq!(answer, json!({"result": "accepted", "payment_id": paid, "payment_status": "paid"}));
     let payment = s.w.payment(&paid).await;
     assert_eq!(payment["status"], "paid");
     assert_eq!(payment["bank"], SANDBOX);
@@ -35,10 +32,7 @@ async fn every_scenario_answers_as_a_bank_would_through_the_callback_path() {
     assert_eq!(event["payment"]["id"], paid.as_str());
     assert!(heard[0].header("Paygate-Signature").unwrap().contains(&format!("kid={SBX_AGENCY}")));
     let balances = s.admin_get("/v1/ledger/balances?account_prefix=sandbox:").await;
-    assert_eq!(
-        super::sandbox_balance(&balances, &format!("sandbox:bank:{SANDBOX}")),
-        AMOUNT
-    );
+    assert_eq!(super::sandbox_balance(&balances, &format!("sandbox:bank:{SANDBOX}")), AMOUNT);
 
     // failed: accepted, and the order is unchanged.
     let failed = s.order("SBX-0002").await;
@@ -57,7 +51,10 @@ async fn every_scenario_answers_as_a_bank_would_through_the_callback_path() {
         json!({"result": "duplicate", "payment_id": twice, "payment_status": "paid"})
     );
     s.w.app
-        .assert_count(&format!("SELECT count(*) FROM bank_callbacks WHERE payment_id = '{twice}'"), 1)
+        .assert_count(
+            &format!("SELECT count(*) FROM bank_callbacks WHERE payment_id = '{twice}'"),
+            1,
+        )
         .await;
 
     // double_payment: on a pending order, a first payment then a second; on a paid one, the
@@ -119,7 +116,8 @@ async fn every_scenario_answers_as_a_bank_would_through_the_callback_path() {
 async fn the_sandbox_bank_refuses_what_it_must_and_changes_nothing() {
     let s = Sandbox::new().await;
     let order = s.order("SBX-0001").await;
-    let other_key = s.w.app.create_agency(OTHER_AGENCY).await["api_key"].as_str().unwrap().to_owned();
+    let other_key =
+        s.w.app.create_agency(OTHER_AGENCY).await["api_key"].as_str().unwrap().to_owned();
     let state = || async {
         s.w.app
             .row(
@@ -135,8 +133,12 @@ async fn the_sandbox_bank_refuses_what_it_must_and_changes_nothing() {
     // Another agency's key: the order does not exist for it.
     assert_problem(s.pay_with(&other_key, &order, "succeeded").await, 404, "payment_not_found")
         .await;
-    assert_problem(s.pay_with(&s.w.agency_key, &order, "succeeded").await, 404, "payment_not_found")
-        .await;
+    assert_problem(
+        s.pay_with(&s.w.agency_key, &order, "succeeded").await,
+        404,
+        "payment_not_found",
+    )
+    .await;
     // An auditor may not pay.
     let auditor = s.w.auditor_key.clone();
     assert_problem(s.pay_with(&auditor, &order, "succeeded").await, 403, "forbidden").await;
@@ -144,18 +146,15 @@ async fn the_sandbox_bank_refuses_what_it_must_and_changes_nothing() {
     assert_problem(s.pay_with(&s.key, "pay_nothing", "succeeded").await, 404, "payment_not_found")
         .await;
     // A scenario that does not exist, or none.
-    let problem = s
-        .pay_with(&s.key, &order, "lost_in_the_post")
-        .await;
+    let problem = s.pay_with(&s.key, &order, "lost_in_the_post").await;
     let problem = assert_problem(problem, 422, "validation_failed").await;
     assert_eq!(problem["errors"][0]["field"], "scenario", "{problem}");
-    let problem = s
-        .w
-        .app
-        .post_with(&s.key, &format!("/v1/sandbox/payments/{order}/pay"))
-        .json(&json!({}))
-        .problem(422, "validation_failed")
-        .await;
+    let problem =
+        s.w.app
+            .post_with(&s.key, &format!("/v1/sandbox/payments/{order}/pay"))
+            .json(&json!({}))
+            .problem(422, "validation_failed")
+            .await;
     assert_eq!(problem["errors"][0]["field"], "scenario", "{problem}");
     assert_eq!(state().await, before);
 
@@ -171,14 +170,13 @@ async fn sandbox_refunds_are_completed_or_failed_as_a_banks_result_would() {
     s.pay(&order, "succeeded").await;
 
     // Not approved yet: unknown to the bank.
-    let pending = s
-        .w
-        .app
-        .post_with(&s.key, &format!("/v1/payments/{order}/refunds"))
-        .header("Idempotency-Key", "r-pending")
-        .json(&json!({"amount": "10000", "reason": "Chờ duyệt"}))
-        .json_with(201)
-        .await;
+    let pending =
+        s.w.app
+            .post_with(&s.key, &format!("/v1/payments/{order}/refunds"))
+            .header("Idempotency-Key", "r-pending")
+            .json(&json!({"amount": "10000", "reason": "Chờ duyệt"}))
+            .json_with(201)
+            .await;
     let pending_id = pending["id"].as_str().unwrap();
     let answer = s.refund_result(&s.key, pending_id, &json!({"status": "completed"})).await;
     assert_problem(answer, 404, "refund_not_found").await;
@@ -206,8 +204,12 @@ async fn sandbox_refunds_are_completed_or_failed_as_a_banks_result_would() {
     // Failed: the agency rehearses that too, with its own reason.
     let second = s.approved_refund(&order, "20000").await;
     let answer = json_with(
-        s.refund_result(&s.checker, &second, &json!({"status": "failed", "failure_reason": "Tài khoản đã đóng"}))
-            .await,
+        s.refund_result(
+            &s.checker,
+            &second,
+            &json!({"status": "failed", "failure_reason": "Tài khoản đã đóng"}),
+        )
+        .await,
         200,
     )
     .await;
