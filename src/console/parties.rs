@@ -199,7 +199,7 @@ fn table(lang: Lang, caption: T, first: T, rows: &[Party]) -> Markup {
                         tr { td colspan="8" { (T::Nothing.get(lang)) } }
                     }
                     @for party in rows {
-                        tr {
+                        tr data-code=(party.code) {
                             th scope="row" class="mono" { (party.code) }
                             td {
                                 (party.name)

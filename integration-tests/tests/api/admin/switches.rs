@@ -438,7 +438,12 @@ async fn banks_are_listed_with_their_switches_and_the_time_of_their_last_callbac
     assert_eq!(page["items"][0]["last_activity_at"], Value::Null);
     let cursor = page["next_cursor"].as_str().unwrap();
     let page = read(&app, &format!("/v1/banks?limit=1&cursor={cursor}")).await;
+    assert_eq!(page["items"][0]["code"], "VCB");
     assert_eq!(page["items"][0]["last_activity_at"], vcb_item["last_activity_at"]);
+    // Then the built-in sandbox bank, the oldest, and the end.
+    let cursor = page["next_cursor"].as_str().unwrap();
+    let page = read(&app, &format!("/v1/banks?limit=1&cursor={cursor}")).await;
+    assert_eq!(page["items"][0]["code"], "SANDBOX");
     assert_eq!(page["next_cursor"], Value::Null);
 }
 

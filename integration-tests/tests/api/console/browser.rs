@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use integration_tests::answers::RequestExt;
 use integration_tests::browser::Browser;
 use integration_tests::clock::{now_s, paid_a_minute_ago, rfc3339, vietnam_date};
 use integration_tests::world::{World, AMOUNT, BANK};
@@ -85,6 +86,51 @@ async fn every_page_renders_in_vietnamese_and_english_and_passes_the_accessibili
         browser.screenshot(&format!("{name}-en")).await;
         browser.assert_accessible(&format!("{name} (English)")).await;
     }
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn sandbox_money_is_shown_apart_and_every_party_shows_its_checklist() {
+    let w = World::new().await;
+    let id = w.order("H12-SBX-LIVE").await;
+    pay(&w, &id, "FT-SBX-LIVE").await;
+    // A sandbox agency whose order the built-in sandbox bank pays.
+    let sandbox = "000.00.00.H12-SBX";
+    let created = w
+        .app
+        .admin(reqwest::Method::POST, "/v1/agencies")
+        .json(&json!({"code": sandbox, "name": "Sở Tư pháp (thử nghiệm)", "sandbox": true}))
+        .json_with(201)
+        .await;
+    let key = created["api_key"].as_str().unwrap();
+    let order = w.app.create_order(key, "fee", "SBX-1", "2500000").await;
+    w.app
+        .post_with(key, &format!("/v1/sandbox/payments/{order}/pay"))
+        .json(&json!({"scenario": "succeeded"}))
+        .json_with(200)
+        .await;
+
+    let browser = Browser::start(&w.app.url("")).await;
+    sign_in(&browser, &w.app.admin_key).await;
+    // The live figures count the live order only; the sandbox's are apart.
+    assert_eq!(browser.text("#paid-count").await, "1");
+    assert_eq!(browser.text("#paid-amount").await, "150.000 ₫");
+    let apart = browser.text("#sandbox-today").await;
+    assert!(apart.contains("1 đơn đã thanh toán") && apart.contains("2.500.000 ₫"), "{apart}");
+
+    browser.open("/console/parties").await;
+    let row = format!("tr[data-code=\"{sandbox}\"]");
+    assert!(browser.text(&row).await.contains("Thử nghiệm"), "the sandbox agency is marked");
+    // The sandbox agency created an order: one step of eight.
+    assert_eq!(browser.text(&format!("{row} details.checklist summary")).await, "1 / 8");
+    browser
+        .run("document.querySelectorAll('details.checklist').forEach(d => d.open = true);", vec![])
+        .await;
+    let steps = browser.text(&format!("{row} details.checklist ul")).await;
+    assert!(steps.contains("order_created — đã thực hiện"), "{steps}");
+    assert!(steps.contains("refund_requested — chưa thực hiện"), "{steps}");
+    browser.screenshot("parties-checklists").await;
+    browser.assert_accessible("parties with open checklists").await;
     browser.close().await;
 }
 
