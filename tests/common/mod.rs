@@ -77,10 +77,16 @@ pub struct Server {
 impl Server {
     /// Starts the server and waits until `/readyz` answers 200.
     pub async fn start(data: &DataDir) -> Server {
+        Server::start_with(data, &[]).await
+    }
+
+    /// As [`Server::start`], with more environment variables.
+    pub async fn start_with(data: &DataDir, env: &[(&str, &str)]) -> Server {
         let port = free_port();
         let log = std::fs::File::create(data.log_file()).unwrap();
         let child = data
             .command(&["serve"])
+            .envs(env.iter().copied())
             .env("PAYGATE_LISTEN", format!("127.0.0.1:{port}"))
             .stdout(Stdio::null())
             .stderr(log)
