@@ -23,30 +23,29 @@ pub async fn lock_order(
     bank: &BankCode,
     payment_id: &PaymentId,
 ) -> Result<Option<Payment>, DbError> {
-    let statement = client
-        .prepare_cached(&format!(
-            "SELECT {PAYMENT_COLUMNS} FROM payments p
-             WHERE p.id = $1 AND p.sandbox = (SELECT b.sandbox FROM banks b WHERE b.code = $2)
-             FOR UPDATE OF p"
-        ))
-        .await?;
-    Ok(client
-        .query_opt(&statement, &[&payment_id.as_str(), &bank.as_str()])
-        .await?
-        .map(|row| Payment::from_row(&row)))
+    find_order(client, bank, payment_id, "FOR UPDATE OF p").await
 }
 
-/// The order a bank's inquiry names, as [`lock_order`] finds it for that bank (without a
-/// lock): a sandbox bank sees only sandbox orders, and a live bank only live ones.
+/// The order a bank's inquiry names, as [`lock_order`] finds it for that bank, without a lock.
 pub async fn order_for_bank(
     client: &impl GenericClient,
     bank: &BankCode,
     payment_id: &PaymentId,
 ) -> Result<Option<Payment>, DbError> {
+    find_order(client, bank, payment_id, "").await
+}
+
+async fn find_order(
+    client: &impl GenericClient,
+    bank: &BankCode,
+    payment_id: &PaymentId,
+    lock: &str,
+) -> Result<Option<Payment>, DbError> {
     let statement = client
         .prepare_cached(&format!(
             "SELECT {PAYMENT_COLUMNS} FROM payments p
-             WHERE p.id = $1 AND p.sandbox = (SELECT b.sandbox FROM banks b WHERE b.code = $2)"
+             WHERE p.id = $1 AND p.sandbox = (SELECT b.sandbox FROM banks b WHERE b.code = $2)
+             {lock}"
         ))
         .await?;
     Ok(client
