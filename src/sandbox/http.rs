@@ -76,7 +76,7 @@ fn scope(principal: &Principal) -> Result<Option<&AgencyCode>, ApiError> {
     request_body = PayRequest,
     responses(
         (status = 200, description = "What the (last) callback got: `accepted`, `duplicate` or `exception`", body = crate::banks::http::CallbackAnswer),
-        (status = 409, description = "`order_not_expired`: `late` or `paid_in_time` on an order whose `expires_at` has not passed", body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`order_not_expired`: the scenario late or paid_in_time on an order whose expiry time has not passed", body = crate::http::error::Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed` (the scenario), or the callback's own 422 `amount_mismatch`", body = crate::http::error::Problem, content_type = "application/problem+json"),
         PaymentNotFound,
     ))]
