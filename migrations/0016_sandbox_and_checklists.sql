@@ -18,21 +18,14 @@ CREATE TRIGGER agencies_sandbox_fixed BEFORE UPDATE OF sandbox ON agencies
 CREATE TRIGGER banks_sandbox_fixed BEFORE UPDATE OF sandbox ON banks
     FOR EACH ROW EXECUTE FUNCTION parties_sandbox_is_fixed();
 
--- An order is a sandbox order exactly when its agency is a sandbox agency: the database sets it
--- (whatever the insert says) and the pair is a foreign key, so that nothing can mix them.
+-- An order is a sandbox order exactly when its agency is a sandbox agency: the pair is a foreign
+-- key (which replaces the one on the agency's code alone), so that nothing can mix them. Every
+-- insert takes the flag from the agency's row.
 ALTER TABLE agencies ADD CONSTRAINT agencies_code_sandbox_key UNIQUE (code, sandbox);
 ALTER TABLE payments ADD COLUMN sandbox boolean NOT NULL DEFAULT false;
 ALTER TABLE payments ADD CONSTRAINT payments_agency_sandbox_fkey
     FOREIGN KEY (agency_code, sandbox) REFERENCES agencies (code, sandbox);
-
-CREATE FUNCTION payments_take_agency_sandbox() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    SELECT a.sandbox INTO NEW.sandbox FROM agencies a WHERE a.code = NEW.agency_code;
-    NEW.sandbox := coalesce(NEW.sandbox, false);
-    RETURN NEW;
-END $$;
-CREATE TRIGGER payments_take_agency_sandbox BEFORE INSERT ON payments
-    FOR EACH ROW EXECUTE FUNCTION payments_take_agency_sandbox();
+ALTER TABLE payments DROP CONSTRAINT payments_agency_code_fkey;
 
 -- The built-in sandbox bank: in every installation, and without a key, so that nobody can sign
 -- as it (paygate acts as it with a key held only in each process's memory). Its list position

@@ -78,6 +78,7 @@ impl Application {
         let callback_lanes = web::Data::new(crate::banks::group_commit::GroupCommit::start(
             state.pool.clone(),
             state.metrics.clone(),
+            state.checklist.clone(),
             state.config.callback_lanes,
             state.config.callback_gather_ms,
         ));
@@ -85,6 +86,7 @@ impl Application {
         let order_lanes = web::Data::new(crate::payments::group_commit::OrderLanes::start(
             state.pool.clone(),
             state.metrics.clone(),
+            state.checklist.clone(),
             state.config.order_lanes,
             state.config.order_gather_ms,
         ));

@@ -34,7 +34,7 @@ use super::callbacks::{
 };
 use super::store::{self, Paying};
 use crate::cases;
-use crate::checklist::{self, BankStep};
+use crate::checklist::{self, BankStep, Recent};
 use crate::config::MAX_CALLBACK_LANES;
 use crate::db::lanes::Lanes;
 use crate::db::DbError;
@@ -71,16 +71,22 @@ impl GroupCommit {
     /// `lanes` is 1 to `MAX_CALLBACK_LANES`; `gather_ms` is how long a lane waits for more
     /// callbacks after the first of a batch: 0 takes only those already waiting, so that a
     /// lone callback is never delayed.
-    pub fn start(pool: Pool, metrics: Arc<Metrics>, lanes: usize, gather_ms: u64) -> Self {
+    pub fn start(
+        pool: Pool,
+        metrics: Arc<Metrics>,
+        recent: Arc<Recent>,
+        lanes: usize,
+        gather_ms: u64,
+    ) -> Self {
         assert!(
             (1..=MAX_CALLBACK_LANES).contains(&lanes),
             "1 to {MAX_CALLBACK_LANES} lanes"
         );
         let decide = move |jobs: Vec<Job>| {
-            let (pool, metrics) = (pool.clone(), metrics.clone());
+            let (pool, metrics, recent) = (pool.clone(), metrics.clone(), recent.clone());
             async move {
                 metrics.callback_batch_size.observe(jobs.len() as f64);
-                commit_batch(&pool, jobs).await;
+                commit_batch(&pool, &recent, jobs).await;
             }
         };
         GroupCommit {
@@ -108,8 +114,8 @@ impl GroupCommit {
 }
 
 /// Runs one batch and answers every callback of it.
-async fn commit_batch(pool: &Pool, jobs: Vec<Job>) {
-    let decisions = match decide_together(pool, &jobs).await {
+async fn commit_batch(pool: &Pool, recent: &Recent, jobs: Vec<Job>) {
+    let decisions = match decide_together(pool, recent, &jobs).await {
         Ok(decisions) => decisions,
         Err(err) => {
             tracing::warn!(error = %err, callbacks = jobs.len(), "a batch of callbacks failed to commit; deciding each alone");
@@ -135,12 +141,26 @@ async fn commit_batch(pool: &Pool, jobs: Vec<Job>) {
 
 /// Decides the batch's callbacks in one transaction, in order: the decisions once the
 /// transaction has committed, `None` for a callback to decide again alone.
-async fn decide_together(pool: &Pool, jobs: &[Job]) -> Result<Vec<Option<Decision>>, DbError> {
+async fn decide_together(
+    pool: &Pool,
+    recent: &Recent,
+    jobs: &[Job],
+) -> Result<Vec<Option<Decision>>, DbError> {
     let mut client = pool.get().await?;
     let mut transaction = client.transaction().await?;
     let callbacks: Vec<(&BankCode, &Callback)> =
         jobs.iter().map(|job| (&job.bank, &job.callback)).collect();
     let paid = pay_in_bulk(&transaction, &callbacks, Source::Callback).await?;
+    // The banks' `callback_accepted`, unless this process recorded it in the last second (the
+    // callbacks decided one by one below mark their own steps).
+    let accepted: Vec<(&str, BankStep)> = jobs
+        .iter()
+        .zip(&paid)
+        .filter(|(_, paid)| **paid)
+        .map(|(job, _)| (job.bank.as_str(), BankStep::CallbackAccepted))
+        .collect();
+    let steps = recent.unrecorded(&accepted);
+    checklist::mark_banks(&transaction, &steps).await?;
     let mut decisions = Vec::with_capacity(jobs.len());
     for (job, paid) in jobs.iter().zip(paid) {
         if paid {
@@ -159,6 +179,7 @@ async fn decide_together(pool: &Pool, jobs: &[Job]) -> Result<Vec<Option<Decisio
         });
     }
     transaction.commit().await?;
+    recent.recorded(&steps);
     Ok(decisions)
 }
 
@@ -329,19 +350,10 @@ async fn write_payments(
         .iter()
         .map(|(_, order, _)| order.id.as_str())
         .collect();
-    // Statement lines are not the bank's own steps.
-    let steps: Vec<(&str, BankStep)> = match source {
-        Source::Callback => paying
-            .iter()
-            .map(|(_, _, p)| (p.bank.as_str(), BankStep::CallbackAccepted))
-            .collect(),
-        Source::Reconciliation => Vec::new(),
-    };
-    futures_util::future::try_join4(
+    futures_util::future::try_join3(
         ledger::post_callbacks(client, &postings),
         outbox::record_many(client, EventType::Paid, &events),
         cases::opening::resolve_paid_inquiries_of(client, &payment_ids),
-        checklist::mark_banks(client, &steps),
     )
     .await?;
     Ok(())

@@ -17,6 +17,27 @@ pub mod store;
 pub use http::configure;
 pub use store::{mark_agencies, mark_agency, mark_banks, Recent};
 
+/// A step of either checklist, as the in-process memory of recent marks ([`Recent`]) keys it.
+pub trait Step: Copy {
+    /// Whether it is a bank's step (else an agency's).
+    const BANK: bool;
+    fn name(self) -> &'static str;
+}
+
+impl Step for AgencyStep {
+    const BANK: bool = false;
+    fn name(self) -> &'static str {
+        self.as_str()
+    }
+}
+
+impl Step for BankStep {
+    const BANK: bool = true;
+    fn name(self) -> &'static str {
+        self.as_str()
+    }
+}
+
 /// A step of an agency's integration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum AgencyStep {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use deadpool_postgres::{GenericClient, Pool};
 use time::OffsetDateTime;
 
-use super::{AgencyStep, BankStep};
+use super::{AgencyStep, BankStep, Step};
 use crate::db::DbError;
 
 /// How stale `last_at` may be: a step recorded more recently than this is not written again
@@ -88,60 +88,80 @@ async fn mark(
     Ok(())
 }
 
-/// The steps this process recorded by statements of their own in the last second, so that a
-/// request that changes nothing else (an inquiry, a rejected signature) costs no write when
-/// its step was just recorded. Bounded by the number of parties times their steps.
+/// The steps this process has recorded (committed) in the last second, so that a busy path
+/// skips a mark whose row it has just written: a callback batch or an order batch then costs no
+/// checklist statement at all, and a request that changes nothing else (an inquiry, a refused
+/// signature) no write. A step enters it only once its row is committed, so that a rolled-back
+/// mark is never taken for a recorded one. Bounded by the number of parties times their steps.
 #[derive(Default)]
 pub struct Recent {
     seen: Mutex<HashMap<(bool, String, &'static str), Instant>>,
 }
 
 impl Recent {
-    /// Whether the step is due to be written, remembering that it now is.
-    fn due(&self, bank: bool, code: &str, step: &'static str) -> bool {
+    /// The marks not recorded by this process in the last second.
+    pub fn unrecorded<'a, S: Step>(&self, marks: &[(&'a str, S)]) -> Vec<(&'a str, S)> {
+        let now = Instant::now();
+        let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        marks
+            .iter()
+            .filter(|(code, step)| {
+                !seen
+                    .get(&(S::BANK, (*code).to_owned(), step.name()))
+                    .is_some_and(|at| now.duration_since(*at) < LAST_AT_WITHIN)
+            })
+            .copied()
+            .collect()
+    }
+
+    /// Remembers marks whose transaction has committed.
+    pub fn recorded<S: Step>(&self, marks: &[(&str, S)]) {
+        if marks.is_empty() {
+            return;
+        }
         let now = Instant::now();
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        match seen.get_mut(&(bank, code.to_owned(), step)) {
-            Some(at) if now.duration_since(*at) < LAST_AT_WITHIN => false,
-            Some(at) => {
-                *at = now;
-                true
-            }
-            None => {
-                seen.insert((bank, code.to_owned(), step), now);
-                true
-            }
+        for (code, step) in marks {
+            seen.insert((S::BANK, (*code).to_owned(), step.name()), now);
         }
     }
 
     /// Marks a bank's step by a statement of its own. A failure is logged and otherwise
     /// ignored: the request it belongs to has its answer already.
     pub async fn note_bank(&self, pool: &Pool, bank: &str, step: BankStep) {
-        if !self.due(true, bank, step.as_str()) {
+        let marks = self.unrecorded(&[(bank, step)]);
+        if marks.is_empty() {
             return;
         }
         let marked = async {
             let client = pool.get().await?;
-            mark_banks(&client, &[(bank, step)]).await?;
+            mark_banks(&client, &marks).await?;
             Ok::<(), DbError>(())
         };
-        if let Err(err) = marked.await {
-            tracing::warn!(error = %err, bank, step = step.as_str(), "checklist step not recorded");
+        match marked.await {
+            Ok(()) => self.recorded(&marks),
+            Err(err) => {
+                tracing::warn!(error = %err, bank, step = step.as_str(), "checklist step not recorded")
+            }
         }
     }
 
     /// Marks an agency's step by a statement of its own (see [`Recent::note_bank`]).
     pub async fn note_agency(&self, pool: &Pool, agency: &str, step: AgencyStep) {
-        if !self.due(false, agency, step.as_str()) {
+        let marks = self.unrecorded(&[(agency, step)]);
+        if marks.is_empty() {
             return;
         }
         let marked = async {
             let client = pool.get().await?;
-            mark_agency(&client, agency, step).await?;
+            mark_agencies(&client, &marks).await?;
             Ok::<(), DbError>(())
         };
-        if let Err(err) = marked.await {
-            tracing::warn!(error = %err, agency, step = step.as_str(), "checklist step not recorded");
+        match marked.await {
+            Ok(()) => self.recorded(&marks),
+            Err(err) => {
+                tracing::warn!(error = %err, agency, step = step.as_str(), "checklist step not recorded")
+            }
         }
     }
 }

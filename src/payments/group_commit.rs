@@ -35,7 +35,7 @@ use super::error::PaymentError;
 use super::idempotency::IdempotencyKey;
 use super::model::{NewPayment, Payment, DEFAULT_EXPIRY, PAYMENT_COLUMNS};
 use super::store::{self, Created, Standing};
-use crate::checklist::{self, AgencyStep};
+use crate::checklist::{self, AgencyStep, Recent};
 use crate::db::lanes::Lanes;
 use crate::db::DbError;
 use crate::domain::PaymentId;
@@ -63,12 +63,18 @@ pub struct OrderLanes {
 impl OrderLanes {
     /// Starts `lanes` lanes on the current Tokio runtime; `gather_ms` as for callbacks (0: a
     /// lone order is never delayed).
-    pub fn start(pool: Pool, metrics: Arc<Metrics>, lanes: usize, gather_ms: u64) -> Self {
+    pub fn start(
+        pool: Pool,
+        metrics: Arc<Metrics>,
+        recent: Arc<Recent>,
+        lanes: usize,
+        gather_ms: u64,
+    ) -> Self {
         let decide = move |jobs: Vec<Job>| {
-            let (pool, metrics) = (pool.clone(), metrics.clone());
+            let (pool, metrics, recent) = (pool.clone(), metrics.clone(), recent.clone());
             async move {
                 metrics.order_batch_size.observe(jobs.len() as f64);
-                commit_batch(&pool, jobs).await;
+                commit_batch(&pool, &recent, jobs).await;
             }
         };
         OrderLanes {
@@ -104,12 +110,12 @@ impl OrderLanes {
 
 /// Runs one batch and answers every order of it: those created together once their
 /// transaction has committed, then the others, one by one.
-async fn commit_batch(pool: &Pool, jobs: Vec<Job>) {
+async fn commit_batch(pool: &Pool, recent: &Recent, jobs: Vec<Job>) {
     let mut created = if jobs.len() < 2 {
         // A lone order costs the same either way.
         HashMap::new()
     } else {
-        match create_together(pool, &jobs).await {
+        match create_together(pool, recent, &jobs).await {
             Ok(created) => created,
             Err(err) => {
                 tracing::warn!(error = %err, orders = jobs.len(), "a batch of orders failed to commit; creating each alone");
@@ -142,6 +148,7 @@ async fn commit_batch(pool: &Pool, jobs: Vec<Job>) {
 /// the batch. The others are left to be created alone.
 async fn create_together(
     pool: &Pool,
+    recent: &Recent,
     jobs: &[Job],
 ) -> Result<HashMap<usize, (Payment, String)>, DbError> {
     let mut client = pool.get().await?;
@@ -190,10 +197,12 @@ async fn create_together(
         .iter()
         .filter_map(|(n, job, _)| created.get(n).map(|(p, body)| (*job, p, body.as_str())))
         .collect();
-    let steps: Vec<(&str, AgencyStep)> = answers
+    // The agencies' `order_created`, unless this process recorded it in the last second.
+    let created_by: Vec<(&str, AgencyStep)> = answers
         .iter()
         .map(|(job, _, _)| (job.order.agency.as_str(), AgencyStep::OrderCreated))
         .collect();
+    let steps = recent.unrecorded(&created_by);
     futures_util::future::try_join3(
         remember_answers(&transaction, &answers),
         release_keys(&transaction, &refused),
@@ -201,6 +210,7 @@ async fn create_together(
     )
     .await?;
     transaction.commit().await?;
+    recent.recorded(&steps);
     Ok(created)
 }
 
@@ -396,10 +406,11 @@ async fn insert_orders<'a>(
         .prepare_cached(&format!(
             "INSERT INTO payments AS p (id, agency_code, obligation, reference, amount,
                      currency, description, payer_name, payer_id_number, details, status,
-                     expires_at)
+                     expires_at, sandbox)
                  SELECT r.id, r.agency, r.obligation, r.reference, r.amount, 'VND',
                      r.description, r.payer_name, r.payer_id_number, r.details, 'pending',
-                     coalesce(r.expires_at, now() + make_interval(secs => $11))
+                     coalesce(r.expires_at, now() + make_interval(secs => $11)),
+                     coalesce((SELECT a.sandbox FROM agencies a WHERE a.code = r.agency), false)
                  FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::numeric[],
                      $6::text[], $7::text[], $8::text[], $9::json[], $10::timestamptz[])
                      AS r(id, agency, obligation, reference, amount, description, payer_name,

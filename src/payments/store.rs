@@ -347,9 +347,10 @@ async fn insert(client: &impl GenericClient, order: &NewPayment) -> Result<Payme
     let statement = client
         .prepare_cached(&format!(
             "INSERT INTO payments AS p (id, agency_code, obligation, reference, amount, currency,
-                 description, payer_name, payer_id_number, details, status, expires_at)
+                 description, payer_name, payer_id_number, details, status, expires_at, sandbox)
              VALUES ($1, $2, $3, $4, $5, 'VND', $6, $7, $8, $9, 'pending',
-                 coalesce($10, now() + make_interval(secs => $11)))
+                 coalesce($10, now() + make_interval(secs => $11)),
+                 coalesce((SELECT a.sandbox FROM agencies a WHERE a.code = $2), false))
              RETURNING {PAYMENT_COLUMNS}"
         ))
         .await?;

@@ -454,3 +454,46 @@ async fn first_payments_decided_together_write_exactly_what_each_writes_alone() 
         assert_verified(&w.verify().await, 3, "450000");
     }
 }
+
+#[tokio::test]
+async fn first_payments_paid_together_mark_the_banks_checklist_in_their_transaction() {
+    let w = one_lane_world().await;
+    let checklist = || async {
+        w.app.admin(reqwest::Method::GET, "/v1/banks/VCB/checklist").json_with(200).await
+    };
+    let accepted = |list: &Value| list["steps"][1].clone();
+    assert_eq!(accepted(&checklist().await)["step"], "callback_accepted");
+    assert_eq!(accepted(&checklist().await)["done"], false);
+    let [first, second] = w.orders(["H12-GC-CL-1", "H12-GC-CL-2"]).await;
+    let answers = in_one_batch(
+        &w,
+        &[
+            succeeded("FT-GC-CL-1", &first, &paid_a_minute_ago()),
+            succeeded("FT-GC-CL-2", &second, &paid_a_minute_ago()),
+        ],
+    )
+    .await;
+    assert_eq!(answers.iter().map(result).collect::<Vec<_>>(), [(200, "accepted"); 2]);
+    let step = accepted(&checklist().await);
+    assert_eq!(step["done"], true, "{step}");
+    // Recorded by the batch's own transaction: at its start, before the answers came.
+    let committed: String = w
+        .app
+        .row(
+            "SELECT to_char(first_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')
+             FROM bank_checklist WHERE bank_code = 'VCB' AND step = 'callback_accepted'",
+            &[],
+        )
+        .await
+        .get(0);
+    let paid_rows: String = w
+        .app
+        .row(
+            "SELECT to_char(min(received_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')
+             FROM bank_callbacks WHERE bank_code = 'VCB'",
+            &[],
+        )
+        .await
+        .get(0);
+    assert_eq!(committed, paid_rows, "the mark and the callbacks share one transaction");
+}
