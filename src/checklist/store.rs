@@ -106,9 +106,9 @@ impl Recent {
         marks
             .iter()
             .filter(|(code, step)| {
-                !seen
+                seen
                     .get(&(S::BANK, (*code).to_owned(), step.name()))
-                    .is_some_and(|at| now.duration_since(*at) < LAST_AT_WITHIN)
+                    .is_none_or(|at| now.duration_since(*at) >= LAST_AT_WITHIN)
             })
             .copied()
             .collect()
