@@ -245,3 +245,21 @@ pub async fn progress(
         .map(|row| (row.get(0), row.get::<_, i64>(1) as usize))
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_step_is_skipped_only_after_its_commit_and_only_for_its_party() {
+        let recent = Recent::default();
+        let marks = [("VCB", BankStep::CallbackAccepted), ("BIDV", BankStep::CallbackAccepted)];
+        // Nothing committed yet: every mark is written.
+        assert_eq!(recent.unrecorded(&marks).len(), 2);
+        recent.recorded(&marks[..1]);
+        assert_eq!(recent.unrecorded(&marks), [("BIDV", BankStep::CallbackAccepted)]);
+        // Another step of the same bank, and an agency of the same code, are their own.
+        assert_eq!(recent.unrecorded(&[("VCB", BankStep::Inquiry)]).len(), 1);
+        assert_eq!(recent.unrecorded(&[("VCB", AgencyStep::OrderCreated)]).len(), 1);
+    }
+}
