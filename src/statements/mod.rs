@@ -3,7 +3,8 @@
 //! `docs/api-guide.md`, "Agency statements").
 //!
 //! An agency compares its statement with its own records; its figures are exactly the movements
-//! of the agency's ledger accounts (`agency:<AGENCY>:<obligation>`) that day: an order paid
+//! of the agency's ledger accounts (`agency:<AGENCY>:<obligation>`, or the sandbox's
+//! `sandbox:agency:<AGENCY>:<obligation>` for a sandbox agency) that day: an order paid
 //! credits them, a completed refund of an order debits them. Refunds of money in suspense were
 //! never the agency's money and are not listed.
 //!
