@@ -106,8 +106,7 @@ impl Recent {
         marks
             .iter()
             .filter(|(code, step)| {
-                seen
-                    .get(&(S::BANK, (*code).to_owned(), step.name()))
+                seen.get(&(S::BANK, (*code).to_owned(), step.name()))
                     .is_none_or(|at| now.duration_since(*at) >= LAST_AT_WITHIN)
             })
             .copied()
@@ -253,13 +252,24 @@ mod tests {
     #[test]
     fn a_step_is_skipped_only_after_its_commit_and_only_for_its_party() {
         let recent = Recent::default();
-        let marks = [("VCB", BankStep::CallbackAccepted), ("BIDV", BankStep::CallbackAccepted)];
+        let marks = [
+            ("VCB", BankStep::CallbackAccepted),
+            ("BIDV", BankStep::CallbackAccepted),
+        ];
         // Nothing committed yet: every mark is written.
         assert_eq!(recent.unrecorded(&marks).len(), 2);
         recent.recorded(&marks[..1]);
-        assert_eq!(recent.unrecorded(&marks), [("BIDV", BankStep::CallbackAccepted)]);
+        assert_eq!(
+            recent.unrecorded(&marks),
+            [("BIDV", BankStep::CallbackAccepted)]
+        );
         // Another step of the same bank, and an agency of the same code, are their own.
         assert_eq!(recent.unrecorded(&[("VCB", BankStep::Inquiry)]).len(), 1);
-        assert_eq!(recent.unrecorded(&[("VCB", AgencyStep::OrderCreated)]).len(), 1);
+        assert_eq!(
+            recent
+                .unrecorded(&[("VCB", AgencyStep::OrderCreated)])
+                .len(),
+            1
+        );
     }
 }

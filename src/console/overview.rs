@@ -184,13 +184,19 @@ async fn figures(state: &AppState) -> Result<Figures, ConsoleError> {
             &[&start, &end],
         )
         .await?;
-    // Each count reads a small partial index or the index on (status, seq), never a whole table.
+    // Each count reads a small partial index or the index on (status, seq), never a whole table;
+    // the open cases and the refunds awaiting approval of sandbox parties are not counted.
     let attention = transaction
         .query_one(
             "SELECT
-                 (SELECT count(*) FROM cases
-                  WHERE status IN ('open', 'pending_approval', 'resolving')),
-                 (SELECT count(*) FROM refunds WHERE status = 'pending_approval'),
+                 (SELECT count(*) FROM cases c
+                  WHERE c.status IN ('open', 'pending_approval', 'resolving')
+                    AND NOT EXISTS (SELECT 1 FROM banks b WHERE b.code = c.bank_code AND b.sandbox)
+                    AND NOT EXISTS (SELECT 1 FROM agencies a
+                                    WHERE a.code = c.agency_code AND a.sandbox)),
+                 (SELECT count(*) FROM refunds r
+                  WHERE r.status = 'pending_approval'
+                    AND NOT EXISTS (SELECT 1 FROM banks b WHERE b.code = r.bank_code AND b.sandbox)),
                  (SELECT count(*) FROM events WHERE status = 'dead'),
                  (SELECT count(*) FROM ledger_transactions
                   WHERE id > (SELECT coalesce(max(last_transaction), 0) FROM ledger_seals)),

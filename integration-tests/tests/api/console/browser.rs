@@ -109,12 +109,21 @@ async fn sandbox_money_is_shown_apart_and_every_party_shows_its_checklist() {
         .json(&json!({"scenario": "succeeded"}))
         .json_with(200)
         .await;
+    // A sandbox case (a callback of another amount) is the sandbox's business too.
+    let mismatched = w.app.create_order(key, "fee", "SBX-2", "2500000").await;
+    w.app
+        .post_with(key, &format!("/v1/sandbox/payments/{mismatched}/pay"))
+        .json(&json!({"scenario": "amount_mismatch"}))
+        .problem(422, "amount_mismatch")
+        .await;
+    w.app.assert_count("SELECT count(*) FROM cases", 1).await;
 
     let browser = Browser::start(&w.app.url("")).await;
     sign_in(&browser, &w.app.admin_key).await;
     // The live figures count the live order only; the sandbox's are apart.
     assert_eq!(browser.text("#paid-count").await, "1");
     assert_eq!(browser.text("#paid-amount").await, "150.000 ₫");
+    assert_eq!(browser.text("#open-cases").await, "0");
     let apart = browser.text("#sandbox-today").await;
     assert!(apart.contains("1 đơn đã thanh toán") && apart.contains("2.500.000 ₫"), "{apart}");
 
