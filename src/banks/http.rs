@@ -22,6 +22,7 @@ use crate::http::answers::{PaymentNotFound, ValidationFailed};
 use crate::http::body::{parse_object, parsed, text, RawBody, Validator};
 use crate::http::error::{ApiError, ErrorCode};
 use crate::http::{Answer, AppState, State};
+use crate::payments::http::payment_not_found;
 use crate::payments::model::{Payment, PaymentStatus};
 use crate::telemetry::CallbackLabels;
 
@@ -275,12 +276,7 @@ pub async fn inquiry(state: State, SignedBody { bank, body }: SignedBody) -> Ans
     let client = state.pool.get().await?;
     let payment = super::store::order_for_bank(&client, &bank, &payment_id)
         .await?
-        .ok_or_else(|| {
-            ApiError::not_found(
-                ErrorCode::PaymentNotFound,
-                format!("no payment {payment_id}"),
-            )
-        })?;
+        .ok_or_else(|| payment_not_found(payment_id.as_str()))?;
     drop(client);
     state
         .checklist

@@ -59,9 +59,10 @@ pub async fn verify_header(
     {
         Ok((bank, rotated)) => {
             if rotated {
-                let checklist = &state.checklist;
-                checklist
-                    .note_bank(&state.pool, bank.as_str(), BankStep::KeyRotated)
+                let step = BankStep::KeyRotated;
+                state
+                    .checklist
+                    .note_bank(&state.pool, bank.as_str(), step)
                     .await;
             }
             Ok(bank)

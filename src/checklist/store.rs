@@ -223,28 +223,6 @@ pub async fn read(
     Ok(Some((party.get(0), steps)))
 }
 
-/// Every party's progress at once, for the console: `(code, done, of)` by code.
-pub async fn progress(
-    client: &impl GenericClient,
-    bank: bool,
-) -> Result<HashMap<String, usize>, tokio_postgres::Error> {
-    let (table, column) = if bank {
-        ("bank_checklist", "bank_code")
-    } else {
-        ("agency_checklist", "agency_code")
-    };
-    let rows = client
-        .query(
-            &format!("SELECT {column}, count(*) FROM {table} GROUP BY {column}"),
-            &[],
-        )
-        .await?;
-    Ok(rows
-        .iter()
-        .map(|row| (row.get(0), row.get::<_, i64>(1) as usize))
-        .collect())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -67,7 +67,7 @@ impl From<PaymentError> for ApiError {
 }
 
 /// The 404 of a path id that names no order, whether or not paygate could have made it.
-fn payment_not_found(id: &str) -> ApiError {
+pub fn payment_not_found(id: &str) -> ApiError {
     ApiError::not_found(ErrorCode::PaymentNotFound, format!("no payment {id}"))
 }
 

@@ -17,7 +17,7 @@ use crate::http::answers::{PaymentNotFound, ValidationFailed};
 use crate::http::body::{parsed, text, JsonBody, Validator};
 use crate::http::error::{ApiError, ErrorCode};
 use crate::http::{Answer, AppState, State};
-use crate::payments::http::parse_payment_id;
+use crate::payments::http::{parse_payment_id, payment_not_found};
 use crate::payments::model::{Payment, PAYMENT_COLUMNS};
 use crate::refunds::http::parse_refund_id;
 
@@ -146,8 +146,7 @@ pub async fn refund_result(
              WHERE r.id = $1 AND r.bank_code = $2 AND ($3::text IS NULL OR r.agency_code = $3)",
             &[&id, &SANDBOX_BANK, &scope.map(AgencyCode::as_str)],
         )
-        .await
-        .map_err(crate::db::DbError::from)?;
+        .await?;
     drop(client);
     if known.is_none() {
         return Err(ApiError::not_found(
@@ -196,14 +195,9 @@ async fn sandbox_order(
             ),
             &[&id.as_str(), &scope.map(AgencyCode::as_str)],
         )
-        .await
-        .map_err(crate::db::DbError::from)?;
-    row.map(|row| Payment::from_row(&row)).ok_or_else(|| {
-        ApiError::not_found(
-            ErrorCode::PaymentNotFound,
-            format!("no sandbox payment {id}"),
-        )
-    })
+        .await?;
+    row.map(|row| Payment::from_row(&row))
+        .ok_or_else(|| payment_not_found(id.as_str()))
 }
 
 /// Signs `body` as the sandbox bank and verifies that signature as every bank request's is
