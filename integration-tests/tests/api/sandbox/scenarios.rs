@@ -224,11 +224,18 @@ async fn sandbox_refunds_are_completed_or_failed_as_a_banks_result_would() {
     assert_eq!(types, ["payment.paid", "refund.completed", "refund.failed"]);
 
     // An invalid status is named; an auditor may not report; another agency's key finds nothing.
-    let problem = s.refund_result(&s.key, &second, &json!({"status": "done"})).await;
+    // None of them changes anything.
+    let ledger = s.w.app.count("SELECT count(*) FROM ledger_entries").await;
+    let pending_refund = s.approved_refund(&order, "10000").await;
+    let problem = s.refund_result(&s.key, &pending_refund, &json!({"status": "done"})).await;
     let problem = assert_problem(problem, 422, "validation_failed").await;
     assert_eq!(problem["errors"][0]["field"], "status", "{problem}");
     let answer = s.refund_result(&s.w.auditor_key, &second, &completed).await;
     assert_problem(answer, 403, "forbidden").await;
-    let answer = s.refund_result(&s.w.agency_key, &refund, &completed).await;
+    let answer = s.refund_result(&s.w.agency_key, &pending_refund, &completed).await;
     assert_problem(answer, 404, "refund_not_found").await;
+    let answer = s.refund_result(&s.w.auditor_key, &pending_refund, &completed).await;
+    assert_problem(answer, 403, "forbidden").await;
+    assert_eq!(s.admin_get(&format!("/v1/refunds/{pending_refund}")).await["status"], "approved");
+    s.w.app.assert_count("SELECT count(*) FROM ledger_entries", ledger).await;
 }
